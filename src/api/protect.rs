@@ -1,0 +1,162 @@
+//! `/protect/controllers`: UniFi Protect consoles. The request and response shapes are final;
+//! the controller client arrives with issue 6, and until then every route answers 501 after
+//! authenticating and validating its input.
+
+use super::{check_uuid, Ctx};
+use crate::error::{AppError, AppResult};
+use crate::http::body::{read_json, Body};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+const NOT_YET: &str = "UniFi Protect support arrives with issue 6; no controller was contacted or stored";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerCreate {
+    /// 1-100 characters, unique.
+    pub name: String,
+    /// Host name or IP address of the console.
+    pub host: String,
+    /// HTTPS port (default 443).
+    pub port: Option<u16>,
+    /// A local (not Ubiquiti cloud) account.
+    pub username: String,
+    /// Stored encrypted; never returned.
+    pub password: String,
+    /// Verify the console's TLS certificate (default false: consoles use self-signed ones).
+    pub verify_ssl: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerUpdate {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub verify_ssl: Option<bool>,
+    pub is_enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ControllerDto {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub verify_ssl: bool,
+    pub is_enabled: bool,
+    /// `connected`, `connecting`, `error` or `disconnected`.
+    pub status: String,
+    pub last_connected_at: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerTestRequest {
+    pub host: String,
+    pub port: Option<u16>,
+    pub username: String,
+    pub password: String,
+    pub verify_ssl: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ControllerTestResponse {
+    pub success: bool,
+    pub message: String,
+    pub firmware_version: Option<String>,
+    pub camera_count: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtectCameraDto {
+    pub protect_camera_id: String,
+    pub name: String,
+    /// `camera` or `doorbell`.
+    #[serde(rename = "type")]
+    pub camera_type: String,
+    pub model: Option<String>,
+    pub is_online: bool,
+    pub is_doorbell: bool,
+    /// Smart detections the camera supports.
+    pub smart_detection_capabilities: Vec<String>,
+    /// True when the appliance analyses this camera.
+    pub is_enabled_for_ai: bool,
+    /// The filter in force: `person`, `vehicle`, `package`, `animal`, `motion`, `ring`.
+    pub smart_detection_types: Vec<String>,
+    /// The appliance camera id, when enabled.
+    pub camera_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/protect/controllers", tag = "protect",
+    responses((status = 200, body = [ControllerDto]), (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
+pub async fn list(_ctx: Ctx) -> AppResult<Response<Body>> {
+    Err(AppError::not_implemented(NOT_YET))
+}
+
+#[utoipa::path(post, path = "/api/v1/protect/controllers", tag = "protect", request_body = ControllerCreate,
+    responses((status = 201, body = ControllerDto), (status = 409, body = super::ErrorBody),
+        (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
+pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
+    let _: ControllerCreate = read_json(req, ctx.body_limit()).await?;
+    Err(AppError::not_implemented(NOT_YET))
+}
+
+#[utoipa::path(post, path = "/api/v1/protect/controllers/test", tag = "protect", request_body = ControllerTestRequest,
+    responses((status = 200, body = ControllerTestResponse), (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
+pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
+    let _: ControllerTestRequest = read_json(req, ctx.body_limit()).await?;
+    Err(AppError::not_implemented(NOT_YET))
+}
+
+#[utoipa::path(get, path = "/api/v1/protect/controllers/{id}", tag = "protect",
+    params(("id" = String, Path, description = "Controller id")),
+    responses((status = 200, body = ControllerDto), (status = 404, body = super::ErrorBody),
+        (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
+pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
+    check_uuid("Controller", ctx.param("id"))?;
+    Err(AppError::not_implemented(NOT_YET))
+}
+
+#[utoipa::path(put, path = "/api/v1/protect/controllers/{id}", tag = "protect", request_body = ControllerUpdate,
+    params(("id" = String, Path, description = "Controller id")),
+    responses((status = 200, body = ControllerDto), (status = 404, body = super::ErrorBody),
+        (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
+pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
+    check_uuid("Controller", ctx.param("id"))?;
+    let _: ControllerUpdate = read_json(req, ctx.body_limit()).await?;
+    Err(AppError::not_implemented(NOT_YET))
+}
+
+#[utoipa::path(delete, path = "/api/v1/protect/controllers/{id}", tag = "protect",
+    params(("id" = String, Path, description = "Controller id")),
+    responses((status = 204, description = "Deleted with its cameras"), (status = 404, body = super::ErrorBody),
+        (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
+pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
+    check_uuid("Controller", ctx.param("id"))?;
+    Err(AppError::not_implemented(NOT_YET))
+}
+
+#[utoipa::path(get, path = "/api/v1/protect/controllers/{id}/cameras", tag = "protect",
+    params(("id" = String, Path, description = "Controller id")),
+    responses((status = 200, body = [ProtectCameraDto]), (status = 404, body = super::ErrorBody),
+        (status = 501, body = super::ErrorBody)),
+    security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
+pub async fn cameras(ctx: Ctx) -> AppResult<Response<Body>> {
+    check_uuid("Controller", ctx.param("id"))?;
+    Err(AppError::not_implemented(NOT_YET))
+}

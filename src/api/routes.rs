@@ -1,0 +1,203 @@
+//! The route table: every endpoint under `/api/v1`, its method, who may call it and which
+//! operation serves it. The router, the 405 `Allow` header, the scope checks and the OpenAPI
+//! coverage test all read this one table.
+
+use crate::model::Scope;
+use hyper::Method;
+use std::sync::OnceLock;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials needed.
+    Public,
+    /// Any valid credential, even a user who still has to change the initial password.
+    Any,
+    /// A logged-in user (not an API key).
+    User,
+    /// A credential holding this scope.
+    Scope(Scope),
+}
+
+/// One operation per (method, path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Health,
+    GetSettings,
+    PutSettings,
+    Storage,
+    SslStatus,
+    Login,
+    Logout,
+    Me,
+    ChangePassword,
+    ListCameras,
+    CreateCamera,
+    TestCamera,
+    GetCamera,
+    UpdateCamera,
+    DeleteCamera,
+    StartCamera,
+    StopCamera,
+    ListEvents,
+    CreateEvent,
+    EventStats,
+    ExportEvents,
+    GetEvent,
+    DeleteEvent,
+    EventThumbnail,
+    ReanalyseEvent,
+    ListControllers,
+    CreateController,
+    TestController,
+    GetController,
+    UpdateController,
+    DeleteController,
+    ControllerCameras,
+    AiProviders,
+    AiDescribe,
+    AiUsage,
+    AiCapabilities,
+    AiContextMetrics,
+    AiRefinePrompt,
+    ListApiKeys,
+    CreateApiKey,
+    GetApiKey,
+    RevokeApiKey,
+    ApiKeyUsage,
+}
+
+pub struct Route {
+    pub method: Method,
+    /// Path under `/api/v1`, in matchit syntax (`{id}`) which is also OpenAPI's.
+    pub path: &'static str,
+    pub access: Access,
+    pub op: Op,
+}
+
+use Access::*;
+use Scope::*;
+
+macro_rules! routes {
+    ($($method:ident $path:literal $access:expr => $op:ident;)*) => {
+        pub const ROUTES: &[Route] = &[
+            $(Route { method: Method::$method, path: $path, access: $access, op: Op::$op },)*
+        ];
+    };
+}
+
+routes! {
+    GET "/system/health" Public => Health;
+    GET "/system/settings" Scope(Admin) => GetSettings;
+    PUT "/system/settings" Scope(Admin) => PutSettings;
+    GET "/system/storage" Scope(Admin) => Storage;
+    GET "/system/ssl-status" Scope(Admin) => SslStatus;
+    POST "/auth/login" Public => Login;
+    POST "/auth/logout" Any => Logout;
+    GET "/auth/me" Any => Me;
+    POST "/auth/change-password" User => ChangePassword;
+    GET "/cameras" Scope(ReadCameras) => ListCameras;
+    POST "/cameras" Scope(WriteCameras) => CreateCamera;
+    POST "/cameras/test" Scope(WriteCameras) => TestCamera;
+    GET "/cameras/{id}" Scope(ReadCameras) => GetCamera;
+    PUT "/cameras/{id}" Scope(WriteCameras) => UpdateCamera;
+    DELETE "/cameras/{id}" Scope(WriteCameras) => DeleteCamera;
+    POST "/cameras/{id}/start" Scope(WriteCameras) => StartCamera;
+    POST "/cameras/{id}/stop" Scope(WriteCameras) => StopCamera;
+    GET "/events" Scope(ReadEvents) => ListEvents;
+    POST "/events" Scope(Admin) => CreateEvent;
+    GET "/events/stats" Scope(ReadEvents) => EventStats;
+    GET "/events/export" Scope(ReadEvents) => ExportEvents;
+    GET "/events/{id}" Scope(ReadEvents) => GetEvent;
+    DELETE "/events/{id}" Scope(Admin) => DeleteEvent;
+    GET "/events/{id}/thumbnail" Scope(ReadEvents) => EventThumbnail;
+    POST "/events/{id}/reanalyse" Scope(Admin) => ReanalyseEvent;
+    GET "/protect/controllers" Scope(ReadCameras) => ListControllers;
+    POST "/protect/controllers" Scope(WriteCameras) => CreateController;
+    POST "/protect/controllers/test" Scope(WriteCameras) => TestController;
+    GET "/protect/controllers/{id}" Scope(ReadCameras) => GetController;
+    PUT "/protect/controllers/{id}" Scope(WriteCameras) => UpdateController;
+    DELETE "/protect/controllers/{id}" Scope(WriteCameras) => DeleteController;
+    GET "/protect/controllers/{id}/cameras" Scope(ReadCameras) => ControllerCameras;
+    GET "/ai/providers" Scope(Admin) => AiProviders;
+    POST "/ai/describe" Scope(Admin) => AiDescribe;
+    GET "/ai/usage" Scope(Admin) => AiUsage;
+    GET "/ai/capabilities" Scope(Admin) => AiCapabilities;
+    GET "/ai/context-metrics" Scope(Admin) => AiContextMetrics;
+    POST "/ai/refine-prompt" Scope(Admin) => AiRefinePrompt;
+    GET "/api-keys" Scope(Admin) => ListApiKeys;
+    POST "/api-keys" Scope(Admin) => CreateApiKey;
+    GET "/api-keys/{id}" Scope(Admin) => GetApiKey;
+    DELETE "/api-keys/{id}" Scope(Admin) => RevokeApiKey;
+    GET "/api-keys/{id}/usage" Scope(Admin) => ApiKeyUsage;
+}
+
+/// Paths with the indexes of their routes.
+struct Table {
+    router: matchit::Router<Vec<usize>>,
+}
+
+fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut by_path: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, r) in ROUTES.iter().enumerate() {
+            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+                Some((_, v)) => v.push(i),
+                None => by_path.push((r.path, vec![i])),
+            }
+        }
+        let mut router = matchit::Router::new();
+        for (p, v) in by_path {
+            router.insert(p, v).expect("route table paths are valid and distinct");
+        }
+        Table { router }
+    })
+}
+
+/// The outcome of matching a request path and method.
+pub enum Found {
+    Route(&'static Route, Vec<(String, String)>),
+    /// The path exists but not with this method; the allowed methods.
+    WrongMethod(Vec<Method>),
+    NotFound,
+}
+
+pub fn find(method: &Method, path: &str) -> Found {
+    let Ok(m) = table().router.at(path) else {
+        return Found::NotFound;
+    };
+    let params: Vec<(String, String)> =
+        m.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for &i in m.value {
+        if ROUTES[i].method == *method || (*method == Method::HEAD && ROUTES[i].method == Method::GET) {
+            return Found::Route(&ROUTES[i], params);
+        }
+    }
+    Found::WrongMethod(m.value.iter().map(|&i| ROUTES[i].method.clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: Method, path: &str) -> Option<Op> {
+        match find(&method, path) {
+            Found::Route(r, _) => Some(r.op),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn decode_table() {
+        assert_eq!(op(Method::GET, "/events"), Some(Op::ListEvents));
+        assert_eq!(op(Method::GET, "/events/stats"), Some(Op::EventStats));
+        assert_eq!(op(Method::GET, "/events/abc"), Some(Op::GetEvent));
+        assert_eq!(op(Method::POST, "/cameras/test"), Some(Op::TestCamera));
+        assert_eq!(op(Method::POST, "/cameras/x/start"), Some(Op::StartCamera));
+        assert_eq!(op(Method::DELETE, "/api-keys/k"), Some(Op::RevokeApiKey));
+        assert!(matches!(find(&Method::PATCH, "/events"), Found::WrongMethod(m) if m.len() == 2));
+        assert!(matches!(find(&Method::GET, "/nope"), Found::NotFound));
+        assert!(matches!(find(&Method::GET, "/events/"), Found::NotFound));
+    }
+}

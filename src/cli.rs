@@ -1,0 +1,201 @@
+//! The command line: `argus serve` (the default) and the admin commands that work on the same
+//! data dir while the server runs (`api-keys`, `users`). Admin commands print what a script needs
+//! alone on the last line of stdout; logs go to stderr.
+
+use crate::app::{self, Deps};
+use crate::auth::{api_keys, password};
+use crate::config::{Config, Overrides};
+use crate::model::Scope;
+use crate::store::{api_keys as key_rows, users};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "argus", version, about = "Argus Edge: an AI security-camera appliance")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Address to serve on.
+    #[arg(long, global = true, env = "ARGUS_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the database, snapshots and keys.
+    #[arg(long, global = true, env = "ARGUS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "ARGUS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance (the default).
+    Serve,
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCmd),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCmd {
+    /// Create a key; the key is printed alone on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read:events, read:cameras, write:cameras, admin.
+        #[arg(long, value_delimiter = ',', default_value = "read:events")]
+        scopes: Vec<String>,
+        /// Requests per minute.
+        #[arg(long, default_value_t = 100)]
+        rate_limit: u32,
+        /// Expiry (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List keys (revoked ones too).
+    List,
+    /// Revoke a key by id; it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// Set a new random password (printed alone on the last line); it must be changed at next
+    /// login, and the user's sessions end.
+    ResetPassword { username: Option<String> },
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides { config_file: self.config.clone(), listen: self.listen.clone(), data_dir: self.data_dir.clone() }
+    }
+}
+
+fn now_ms() -> i64 {
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_ms()
+}
+
+/// Runs an admin command to completion.
+pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
+    let (store, keys) = app::open_data_dir(cfg)?;
+    app::ensure_admin(&store, &cfg.data_dir, now_ms())?;
+    match cmd {
+        Command::Serve => unreachable!("serve is not an admin command"),
+        Command::ApiKeys(ApiKeysCmd::Create { name, scopes, rate_limit, expires_at }) => {
+            let scopes = crate::api::api_keys::parse_scopes(&scopes).map_err(anyhow::Error::msg)?;
+            api_keys::validate_new(&name, &scopes, rate_limit).map_err(anyhow::Error::msg)?;
+            let expires_at = match expires_at {
+                Some(v) => Some(crate::clock::parse_time(&v).context("--expires-at: use RFC 3339 or YYYY-MM-DD")?),
+                None => None,
+            };
+            if expires_at.is_some_and(|e| e <= now_ms()) {
+                bail!("--expires-at must be in the future");
+            }
+            let new = api_keys::NewKey {
+                name: name.trim().to_string(),
+                scopes,
+                rate_limit_per_minute: rate_limit,
+                expires_at,
+                created_by: Some("cli".into()),
+            };
+            let (row, key) = store.write_blocking(|c| api_keys::create(c, &keys, new, now_ms()))?;
+            let scopes: Vec<&str> = row.scopes.iter().map(|s: &Scope| s.as_str()).collect();
+            println!("id: {}", row.id);
+            println!("name: {}", row.name);
+            println!("scopes: {}", scopes.join(","));
+            println!("rate_limit_per_minute: {}", row.rate_limit_per_minute);
+            println!("Store this key now; it cannot be shown again:");
+            println!("{key}");
+        }
+        Command::ApiKeys(ApiKeysCmd::List) => {
+            let rows = store.read_blocking(|c| key_rows::list(c, true))?;
+            println!("{:<36}  {:<16}  {:<8}  {:<40}  {}", "ID", "PREFIX", "STATE", "SCOPES", "NAME");
+            for r in rows {
+                let state = if r.revoked_at.is_some() {
+                    "revoked"
+                } else if r.expires_at.is_some_and(|e| e <= now_ms()) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let scopes: Vec<&str> = r.scopes.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "{:<36}  argus_{:<10}  {:<8}  {:<40}  {}",
+                    r.id,
+                    r.lookup,
+                    state,
+                    scopes.join(","),
+                    r.name
+                );
+            }
+        }
+        Command::ApiKeys(ApiKeysCmd::Revoke { id }) => {
+            let changed = store.write_blocking(|c| key_rows::revoke(c, &id, now_ms())).map_err(|e| match e {
+                crate::store::StoreError::NotFound(_) => anyhow::anyhow!("no API key with id {id}"),
+                other => other.into(),
+            })?;
+            if changed {
+                println!("revoked {id}");
+            } else {
+                println!("{id} was already revoked");
+            }
+        }
+        Command::Users(UsersCmd::ResetPassword { username }) => {
+            let user = match &username {
+                Some(u) => store
+                    .read_blocking(|c| users::by_username(c, &u.to_lowercase()))?
+                    .with_context(|| format!("no user named {u:?}"))?,
+                None => store.read_blocking(users::first_admin)?.context("there is no admin user")?,
+            };
+            let pw = password::generate();
+            let hash = password::hash(&pw);
+            store.write_blocking(|c| users::set_password(c, &user.id, &hash, true, None, now_ms()))?;
+            let _ = std::fs::remove_file(cfg.data_dir.join(app::INITIAL_PASSWORD_FILE));
+            println!("New password for {:?} (must be changed at next login; its sessions have ended):", user.username);
+            println!("{pw}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGINT/SIGTERM; a second signal exits at once.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let shutdown = async {
+        wait_for_signal().await;
+        tokio::spawn(async {
+            wait_for_signal().await;
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    };
+    app::run(cfg, Deps::default(), listener, shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

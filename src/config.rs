@@ -1,0 +1,191 @@
+//! The appliance's static configuration: an optional TOML file, overridden by command-line flags
+//! and `ARGUS_*` environment variables, validated once at start-up and then passed explicitly.
+//! Nothing reads configuration from a global.
+//!
+//! Runtime-editable settings (retention, AI providers, detection defaults) are not here: they live
+//! in the database and are changed through `PUT /api/v1/system/settings` (see `settings.rs`).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The TOML file's shape. Every key is optional and documented in the README.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address and port to serve HTTP(S) on.
+    pub listen: Option<String>,
+    /// Directory holding the database, snapshots and keys.
+    pub data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `argus=debug,info`.
+    pub log: Option<String>,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Largest JSON request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest upload (images for `/ai/describe`), in bytes.
+    pub max_upload_bytes: usize,
+    /// Concurrent connections beyond which new ones wait.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection { max_body_bytes: 1 << 20, max_upload_bytes: 16 << 20, max_connections: 256 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain. With `key_file`, the appliance serves HTTPS instead of HTTP.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Lifetime of a browser login (JWT and session), in hours.
+    pub session_hours: u32,
+    /// Failed or not, login attempts allowed per client IP per 15 minutes.
+    pub login_attempts_per_15min: u32,
+    /// Mark the `access_token` cookie `Secure`. Defaults to on when TLS is configured.
+    pub cookie_secure: Option<bool>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection { session_hours: 24, login_attempts_per_15min: 10, cookie_secure: None }
+    }
+}
+
+/// Validated configuration, ready to use.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: String,
+    pub http: HttpSection,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the file (if any), applies overrides and validates.
+    pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
+        let file = match &o.config_file {
+            Some(p) => Self::read_file(p)?,
+            None => FileConfig::default(),
+        };
+        Self::from_parts(file, o)
+    }
+
+    fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })
+    }
+
+    pub fn from_parts(file: FileConfig, o: &Overrides) -> Result<Config, ConfigError> {
+        let listen_s = o.listen.clone().or(file.listen).unwrap_or_else(|| "0.0.0.0:8000".into());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
+            ConfigError::Invalid(format!("listen: {listen_s:?} is not an address like 0.0.0.0:8000"))
+        })?;
+        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let tls = match (file.tls.cert_file, file.tls.key_file) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls: set both cert_file and key_file, or neither".into(),
+                ))
+            }
+        };
+        if file.http.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid("http.max_body_bytes: at least 1024".into()));
+        }
+        if file.auth.session_hours == 0 || file.auth.session_hours > 24 * 90 {
+            return Err(ConfigError::Invalid("auth.session_hours: between 1 and 2160".into()));
+        }
+        if file.auth.login_attempts_per_15min == 0 {
+            return Err(ConfigError::Invalid("auth.login_attempts_per_15min: at least 1".into()));
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            log: file.log.unwrap_or_else(|| "info".into()),
+            http: file.http,
+            tls,
+            auth: file.auth,
+        })
+    }
+
+    /// A configuration for tests: everything default, data in `data_dir`.
+    pub fn for_data_dir(data_dir: &Path) -> Config {
+        let o = Overrides {
+            data_dir: Some(data_dir.to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
+        Config::from_parts(FileConfig::default(), &o).expect("defaults are valid")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("argus.db")
+    }
+
+    pub fn cookie_secure(&self) -> bool {
+        self.auth.cookie_secure.unwrap_or(self.tls.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = toml::from_str::<FileConfig>("lissen = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win_and_half_tls_is_refused() {
+        let file: FileConfig = toml::from_str("listen = \"127.0.0.1:9000\"").unwrap();
+        let o = Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let c = Config::from_parts(file, &o).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        let file: FileConfig = toml::from_str("[tls]\ncert_file = \"a.pem\"").unwrap();
+        assert!(Config::from_parts(file, &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! Response builders and request readers: JSON bodies with size, media-type and field-level
+//! validation errors, query strings, and the JSON error body.
+
+use crate::error::{AppError, AppResult, ErrorKind};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, "application/json")
+            .body(full(bytes))
+            .expect("static headers are valid"),
+        Err(e) => error_response(&AppError::internal(e)),
+    }
+}
+
+pub fn ok<T: Serialize + ?Sized>(value: &T) -> AppResult<Response<Body>> {
+    Ok(json(StatusCode::OK, value))
+}
+
+pub fn created<T: Serialize + ?Sized>(value: &T) -> AppResult<Response<Body>> {
+    Ok(json(StatusCode::CREATED, value))
+}
+
+pub fn no_content() -> AppResult<Response<Body>> {
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(empty()).expect("valid"))
+}
+
+/// The one place an [`AppError`] becomes a response.
+pub fn error_response(e: &AppError) -> Response<Body> {
+    let mut b = Response::builder()
+        .status(e.status())
+        .header(CONTENT_TYPE, "application/json");
+    for (k, v) in &e.headers {
+        b = b.header(*k, v.as_str());
+    }
+    b.body(full(e.body_json())).unwrap_or_else(|_| {
+        Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .header(CONTENT_TYPE, "application/json")
+            .body(full(r#"{"detail":"Internal server error","status_code":500}"#))
+            .expect("static response is valid")
+    })
+}
+
+/// True when the request says its body is JSON.
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read_bytes(req: Request<Incoming>, limit: usize) -> AppResult<Bytes> {
+    let too_large = || {
+        AppError::new(ErrorKind::PayloadTooLarge, format!("Request body is larger than {limit} bytes"))
+    };
+    if let Some(len) = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+        if len.parse::<u64>().map(|n| n > limit as u64).unwrap_or(false) {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(AppError::bad_request(format!("Could not read the request body: {e}"))),
+    }
+}
+
+/// Reads and validates a JSON body: 415 if it is not JSON, 413 if too large, 422 with the
+/// offending field's path if it does not fit `T`.
+pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize) -> AppResult<T> {
+    if !is_json(&req) {
+        return Err(AppError::new(
+            ErrorKind::UnsupportedMediaType,
+            "Content-Type must be application/json",
+        ));
+    }
+    let bytes = read_bytes(req, limit).await?;
+    parse_json(&bytes)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(AppError::invalid("body: a JSON object is required"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            AppError::invalid(format!("body: malformed JSON ({msg})"))
+        } else if path == "." || path.is_empty() {
+            AppError::invalid(format!("body: {msg}"))
+        } else {
+            AppError::invalid(format!("{path}: {msg}"))
+        }
+    })
+}
+
+/// serde_json appends " at line L column C"; keep it only for syntax errors.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) if !msg.starts_with("expected") && !msg.starts_with("EOF") && !msg.contains("key must") => {
+            msg[..i].to_string()
+        }
+        _ => msg.to_string(),
+    }
+}
+
+/// Parses the query string into `T`; 422 naming the parameter on failure.
+pub fn query<T: DeserializeOwned>(query: Option<&str>) -> AppResult<T> {
+    let q = query.unwrap_or("");
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            AppError::invalid(format!("query: {msg}"))
+        } else {
+            AppError::invalid(format!("{path}: {msg}"))
+        }
+    })
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct T {
+        name: String,
+        n: u8,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<T>(br#"{"name": "x", "n": 300}"#).unwrap_err();
+        assert!(e.detail.starts_with("n: "), "{}", e.detail);
+        let e = parse_json::<T>(br#"{"n": 3}"#).unwrap_err();
+        assert!(e.detail.contains("missing field `name`"), "{}", e.detail);
+        let e = parse_json::<T>(br#"{"name": "#).unwrap_err();
+        assert!(e.detail.starts_with("body: malformed JSON"), "{}", e.detail);
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Q {
+        page: Option<u32>,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        assert_eq!(query::<Q>(Some("page=3")).unwrap().page, Some(3));
+        let e = query::<Q>(Some("page=abc")).unwrap_err();
+        assert!(e.detail.starts_with("page: "), "{}", e.detail);
+    }
+}

@@ -1,0 +1,186 @@
+//! The `/ws` WebSocket: authenticated like the REST API (plus `?token=` for browsers), then fed
+//! from the [`crate::bus`]. Each client gets only the topics its scopes allow, a protocol ping
+//! every 30 s, and a credential re-check at the same pace (a revoked key or ended session is
+//! disconnected). A client that falls behind the bounded queue is disconnected, never waited for.
+
+use super::body::{empty, Body};
+use crate::app::AppState;
+use crate::auth::{Credentials, Principal};
+use crate::bus::Topic;
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::model::Scope;
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const PING_EVERY: Duration = Duration::from_secs(30);
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn accept_key(key: &[u8]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key);
+    ctx.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(ctx.finish())
+}
+
+fn query_token(req: &Request<Incoming>) -> Option<String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn header_is(h: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> bool {
+    h.get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// True when a browser page from another site is trying to use the owner's cookie.
+fn cross_site_cookie(h: &HeaderMap, token: &Option<String>) -> bool {
+    let cookie_only = h.get("x-api-key").is_none() && h.get("authorization").is_none() && token.is_none();
+    let Some(origin) = h.get("origin").and_then(|v| v.to_str().ok()) else { return false };
+    let Some(host) = h.get("host").and_then(|v| v.to_str().ok()) else { return false };
+    let origin_host = origin.split_once("://").map(|(_, r)| r).unwrap_or(origin);
+    cookie_only && !origin_host.eq_ignore_ascii_case(host)
+}
+
+pub async fn upgrade(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    stop: watch::Receiver<bool>,
+) -> AppResult<Response<Body>> {
+    let h = req.headers();
+    if !header_is(h, UPGRADE, "websocket") || !header_is(h, CONNECTION, "upgrade") {
+        return Err(AppError::new(
+            ErrorKind::BadRequest,
+            "This endpoint speaks WebSocket: send an Upgrade: websocket request",
+        ));
+    }
+    if h.get(SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err(AppError::bad_request("Sec-WebSocket-Version must be 13")
+            .with_header("sec-websocket-version", "13"));
+    }
+    let Some(key) = h.get(SEC_WEBSOCKET_KEY).map(|v| v.as_bytes().to_vec()) else {
+        return Err(AppError::bad_request("Sec-WebSocket-Key is missing"));
+    };
+    let token = query_token(&req);
+    let principal = state
+        .auth
+        .authenticate(Credentials { headers: req.headers(), query_token: token.as_deref() })
+        .await?;
+    if cross_site_cookie(req.headers(), &token) {
+        return Err(AppError::forbidden("Cross-site WebSocket requests must authenticate explicitly"));
+    }
+    if let Principal::User(u) = &principal {
+        if u.must_change_password {
+            return Err(AppError::forbidden(
+                "Change the initial password first: POST /api/v1/auth/change-password",
+            ));
+        }
+    }
+    let creds = (req.headers().clone(), token);
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                client(state, principal, creds, ws, stop).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "Upgrade")
+        .header(SEC_WEBSOCKET_ACCEPT, accept_key(&key))
+        .body(empty())
+        .expect("static headers are valid"))
+}
+
+fn allowed(p: &Principal, topic: Topic) -> bool {
+    match topic {
+        Topic::Events => p.allows(Scope::ReadEvents),
+        Topic::Cameras => p.allows(Scope::ReadCameras),
+        Topic::Notifications => true,
+    }
+}
+
+async fn close(ws: &mut futures_util::stream::SplitSink<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, Message>, code: CloseCode, reason: &str) {
+    let frame = CloseFrame { code, reason: reason.to_string().into() };
+    let _ = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+}
+
+async fn client(
+    state: Arc<AppState>,
+    principal: Principal,
+    creds: (HeaderMap, Option<String>),
+    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut tx, mut rx_ws) = ws.split();
+    let mut rx = state.bus.subscribe();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    tracing::debug!(clients = state.bus.client_count(), "WebSocket client connected");
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(m) => {
+                    if !allowed(&principal, m.topic) {
+                        continue;
+                    }
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(m.json.clone()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "WebSocket client too slow; disconnecting it");
+                    close(&mut tx, CloseCode::Policy, "client too slow").await;
+                    break;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = rx_ws.next() => match incoming {
+                Some(Ok(Message::Text(t))) if t.as_str() == "ping" => {
+                    if tx.send(Message::text("pong")).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                let still_valid = state
+                    .auth
+                    .authenticate(Credentials { headers: &creds.0, query_token: creds.1.as_deref() })
+                    .await
+                    .is_ok();
+                if !still_valid {
+                    close(&mut tx, CloseCode::Policy, "credentials no longer valid").await;
+                    break;
+                }
+                let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
+            _ = stop.changed() => {
+                close(&mut tx, CloseCode::Away, "server shutting down").await;
+                break;
+            }
+        }
+    }
+}

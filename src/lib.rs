@@ -1,0 +1,29 @@
+//! Argus Edge: an AI security-camera appliance in one binary.
+//!
+//! Codemap (see the README's Architecture section for data flow and invariants):
+//! - `app`: shared state, start-up, background tasks, [`app::run`].
+//! - `http`: the hyper server, request wrapper (auth, rate limits, errors), `/ws`, API docs.
+//! - `api`: one module per REST resource with its DTOs; `api::routes` is the route table.
+//! - `auth`: API keys, JWT sessions, passwords, scopes, rate limits.
+//! - `store`: all SQL (SQLite, WAL, embedded migrations) behind `Store`.
+//! - `bus`: fan-out of live messages to WebSocket clients.
+//! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
+//! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod fsutil;
+pub mod http;
+pub mod model;
+pub mod settings;
+pub mod store;
+pub mod tls;

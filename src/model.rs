@@ -1,0 +1,243 @@
+//! Domain types shared by the store, the API and (later) the pipeline: camera kinds, detection
+//! zones and schedules, scopes. They are plain data; validation lives beside them so the API and
+//! the admin CLI apply the same rules.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a camera's frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraType {
+    /// An RTSP/RTSPS network camera (H.264).
+    Rtsp,
+    /// A local V4L2 device (USB webcam, CSI camera through a V4L2 driver).
+    Usb,
+    /// An Annex B H.264 file replayed in a loop at its native rate (demo and tests).
+    File,
+    /// A camera of a UniFi Protect controller.
+    Protect,
+}
+
+impl CameraType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraType::Rtsp => "rtsp",
+            CameraType::Usb => "usb",
+            CameraType::File => "file",
+            CameraType::Protect => "protect",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "rtsp" => CameraType::Rtsp,
+            "usb" => CameraType::Usb,
+            "file" => CameraType::File,
+            "protect" => CameraType::Protect,
+            _ => return None,
+        })
+    }
+}
+
+/// Share of changed pixels that counts as motion: low 5 %, medium 2 %, high 0.5 %.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+impl Sensitivity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sensitivity::Low => "low",
+            Sensitivity::Medium => "medium",
+            Sensitivity::High => "high",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "low" => Sensitivity::Low,
+            "medium" => Sensitivity::Medium,
+            "high" => Sensitivity::High,
+            _ => return None,
+        })
+    }
+    /// Fraction of analysed pixels that must change for a frame to count as motion.
+    pub fn changed_fraction(self) -> f32 {
+        match self {
+            Sensitivity::Low => 0.05,
+            Sensitivity::Medium => 0.02,
+            Sensitivity::High => 0.005,
+        }
+    }
+}
+
+/// A point in normalised frame coordinates (0..1, origin top left).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+/// A polygon of the frame in which motion counts. A camera with no enabled zone watches the
+/// whole frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    /// At least 3 vertices, each within 0..1; the polygon is closed implicitly.
+    pub vertices: Vec<Point>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One daily time range, `HH:MM` to `HH:MM` local time; an end before the start runs overnight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeRange {
+    pub start: String,
+    pub end: String,
+}
+
+/// When motion analysis is active. Days are 0 = Monday .. 6 = Sunday.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub days: Vec<u8>,
+    pub time_ranges: Vec<TimeRange>,
+}
+
+pub const MAX_ZONES: usize = 10;
+
+/// Validates zones; the error names the offending field.
+pub fn validate_zones(zones: &[Zone]) -> Result<(), String> {
+    if zones.len() > MAX_ZONES {
+        return Err(format!("detection_zones: at most {MAX_ZONES} zones are allowed"));
+    }
+    for (i, z) in zones.iter().enumerate() {
+        if z.vertices.len() < 3 {
+            return Err(format!("detection_zones[{i}].vertices: a zone needs at least 3 vertices"));
+        }
+        if z.vertices.len() > 64 {
+            return Err(format!("detection_zones[{i}].vertices: at most 64 vertices"));
+        }
+        for (j, p) in z.vertices.iter().enumerate() {
+            if !(0.0..=1.0).contains(&p.x) || !(0.0..=1.0).contains(&p.y) {
+                return Err(format!(
+                    "detection_zones[{i}].vertices[{j}]: coordinates must be between 0 and 1"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `HH:MM` into minutes after midnight.
+pub fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+pub fn validate_schedule(s: &Schedule) -> Result<(), String> {
+    if s.days.is_empty() || s.days.iter().any(|d| *d > 6) {
+        return Err("detection_schedule.days: list days as 0 (Monday) to 6 (Sunday)".into());
+    }
+    if s.time_ranges.is_empty() || s.time_ranges.len() > 8 {
+        return Err("detection_schedule.time_ranges: give 1 to 8 ranges".into());
+    }
+    for (i, r) in s.time_ranges.iter().enumerate() {
+        if parse_hhmm(&r.start).is_none() || parse_hhmm(&r.end).is_none() {
+            return Err(format!("detection_schedule.time_ranges[{i}]: times are HH:MM (00:00-23:59)"));
+        }
+    }
+    Ok(())
+}
+
+/// What an API key may do. `write:cameras` implies `read:cameras`; `admin` implies everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, PartialOrd, Ord)]
+pub enum Scope {
+    #[serde(rename = "read:events")]
+    ReadEvents,
+    #[serde(rename = "read:cameras")]
+    ReadCameras,
+    #[serde(rename = "write:cameras")]
+    WriteCameras,
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::ReadEvents, Scope::ReadCameras, Scope::WriteCameras, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ReadEvents => "read:events",
+            Scope::ReadCameras => "read:cameras",
+            Scope::WriteCameras => "write:cameras",
+            Scope::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// True if holding `granted` allows an action that needs `needed`.
+pub fn scopes_allow(granted: &[Scope], needed: Scope) -> bool {
+    granted.iter().any(|g| {
+        *g == needed
+            || *g == Scope::Admin
+            || (*g == Scope::WriteCameras && needed == Scope::ReadCameras)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_implications() {
+        assert!(scopes_allow(&[Scope::Admin], Scope::WriteCameras));
+        assert!(scopes_allow(&[Scope::WriteCameras], Scope::ReadCameras));
+        assert!(!scopes_allow(&[Scope::ReadCameras], Scope::WriteCameras));
+        assert!(!scopes_allow(&[Scope::ReadEvents], Scope::ReadCameras));
+        assert!(!scopes_allow(&[Scope::WriteCameras], Scope::Admin));
+    }
+
+    #[test]
+    fn hhmm() {
+        assert_eq!(parse_hhmm("00:00"), Some(0));
+        assert_eq!(parse_hhmm("23:59"), Some(1439));
+        assert_eq!(parse_hhmm("24:00"), None);
+        assert_eq!(parse_hhmm("7:00"), None);
+    }
+
+    #[test]
+    fn zone_validation_names_the_field() {
+        let z = Zone {
+            id: None,
+            name: "door".into(),
+            vertices: vec![Point { x: 0.0, y: 0.0 }, Point { x: 1.5, y: 0.0 }, Point { x: 0.0, y: 1.0 }],
+            enabled: true,
+        };
+        let e = validate_zones(&[z]).unwrap_err();
+        assert!(e.starts_with("detection_zones[0].vertices[1]"), "{e}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Runtime settings an owner edits through `GET`/`PUT /api/v1/system/settings`: typed, validated,
+//! with defaults, stored as one JSON document in the `settings` table. Unknown keys are refused.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Cloud AI providers the appliance can call, by wire name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderName {
+    Openai,
+    Anthropic,
+    Gemini,
+    Grok,
+    OpenaiCompatible,
+}
+
+/// Object classes a camera can turn into events.
+pub const DETECTION_CLASSES: [&str; 4] = ["person", "vehicle", "animal", "motion"];
+
+/// The full settings document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct Settings {
+    /// Delete events older than this many days (0 = keep forever).
+    pub retention_days: u32,
+    /// Upper bound for events plus snapshots, in bytes. `null` = 80 % of the data filesystem.
+    pub max_storage_bytes: Option<u64>,
+    /// Stop writing snapshots below this much free space on the data filesystem, in bytes.
+    pub min_free_disk_bytes: u64,
+    /// Order in which cloud providers are tried for descriptions; providers without a key are
+    /// skipped.
+    pub ai_provider_order: Vec<ProviderName>,
+    /// Daily cloud AI spending cap in USD (`null` = none).
+    pub ai_daily_cost_cap_usd: Option<f64>,
+    /// Monthly cloud AI spending cap in USD (`null` = none).
+    pub ai_monthly_cost_cap_usd: Option<f64>,
+    /// Classes that create events on new cameras (`person`, `vehicle`, `animal`, `motion`).
+    pub default_object_filter: Vec<String>,
+    /// Minimum detector score (0..1) for an object to count.
+    pub detection_min_score: f32,
+    /// Default motion cooldown for new cameras, in seconds.
+    pub default_motion_cooldown: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            retention_days: 30,
+            max_storage_bytes: None,
+            min_free_disk_bytes: 256 << 20,
+            ai_provider_order: vec![
+                ProviderName::Openai,
+                ProviderName::Anthropic,
+                ProviderName::Gemini,
+                ProviderName::Grok,
+                ProviderName::OpenaiCompatible,
+            ],
+            ai_daily_cost_cap_usd: None,
+            ai_monthly_cost_cap_usd: None,
+            default_object_filter: vec!["person".into(), "vehicle".into()],
+            detection_min_score: 0.5,
+            default_motion_cooldown: 60,
+        }
+    }
+}
+
+/// A partial update: only the keys present change. `null` clears an optional value.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    pub retention_days: Option<u32>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub max_storage_bytes: Option<Option<u64>>,
+    pub min_free_disk_bytes: Option<u64>,
+    pub ai_provider_order: Option<Vec<ProviderName>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<f64>)]
+    pub ai_daily_cost_cap_usd: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<f64>)]
+    pub ai_monthly_cost_cap_usd: Option<Option<f64>>,
+    pub default_object_filter: Option<Vec<String>>,
+    pub detection_min_score: Option<f32>,
+    pub default_motion_cooldown: Option<u32>,
+}
+
+/// Distinguishes "key absent" (outer `None`) from "key set to null" (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(Option::deserialize(d)?))
+}
+
+impl Settings {
+    /// Applies an update and validates the result; the error names the field.
+    pub fn apply(&self, u: SettingsUpdate) -> Result<Settings, String> {
+        let mut s = self.clone();
+        if let Some(v) = u.retention_days {
+            s.retention_days = v;
+        }
+        if let Some(v) = u.max_storage_bytes {
+            s.max_storage_bytes = v;
+        }
+        if let Some(v) = u.min_free_disk_bytes {
+            s.min_free_disk_bytes = v;
+        }
+        if let Some(v) = u.ai_provider_order {
+            s.ai_provider_order = v;
+        }
+        if let Some(v) = u.ai_daily_cost_cap_usd {
+            s.ai_daily_cost_cap_usd = v;
+        }
+        if let Some(v) = u.ai_monthly_cost_cap_usd {
+            s.ai_monthly_cost_cap_usd = v;
+        }
+        if let Some(v) = u.default_object_filter {
+            s.default_object_filter = v;
+        }
+        if let Some(v) = u.detection_min_score {
+            s.detection_min_score = v;
+        }
+        if let Some(v) = u.default_motion_cooldown {
+            s.default_motion_cooldown = v;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retention_days > 3650 {
+            return Err("retention_days: between 0 (keep forever) and 3650".into());
+        }
+        if matches!(self.max_storage_bytes, Some(b) if b < 16 << 20) {
+            return Err("max_storage_bytes: at least 16 MiB (16777216), or null".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !self.ai_provider_order.iter().all(|p| seen.insert(*p)) {
+            return Err("ai_provider_order: each provider may appear once".into());
+        }
+        for (name, cap) in [
+            ("ai_daily_cost_cap_usd", self.ai_daily_cost_cap_usd),
+            ("ai_monthly_cost_cap_usd", self.ai_monthly_cost_cap_usd),
+        ] {
+            if matches!(cap, Some(c) if !(c.is_finite() && c >= 0.0)) {
+                return Err(format!("{name}: a non-negative amount in USD, or null"));
+            }
+        }
+        if self.default_object_filter.is_empty() {
+            return Err("default_object_filter: name at least one class".into());
+        }
+        if let Some(bad) =
+            self.default_object_filter.iter().find(|c| !DETECTION_CLASSES.contains(&c.as_str()))
+        {
+            return Err(format!(
+                "default_object_filter: unknown class {bad:?} (use person, vehicle, animal, motion)"
+            ));
+        }
+        if !(0.05..=1.0).contains(&self.detection_min_score) {
+            return Err("detection_min_score: between 0.05 and 1".into());
+        }
+        if self.default_motion_cooldown > 3600 {
+            return Err("default_motion_cooldown: between 0 and 3600 seconds".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_update_and_null_clears() {
+        let s = Settings { ai_daily_cost_cap_usd: Some(2.0), ..Default::default() };
+        let u: SettingsUpdate =
+            serde_json::from_str(r#"{"retention_days": 7, "ai_daily_cost_cap_usd": null}"#).unwrap();
+        let s2 = s.apply(u).unwrap();
+        assert_eq!(s2.retention_days, 7);
+        assert_eq!(s2.ai_daily_cost_cap_usd, None);
+        assert_eq!(s2.min_free_disk_bytes, s.min_free_disk_bytes);
+    }
+
+    #[test]
+    fn unknown_and_invalid_values_are_refused() {
+        assert!(serde_json::from_str::<SettingsUpdate>(r#"{"retention": 7}"#).is_err());
+        let u: SettingsUpdate = serde_json::from_str(r#"{"detection_min_score": 2}"#).unwrap();
+        assert!(Settings::default().apply(u).unwrap_err().starts_with("detection_min_score"));
+        let u: SettingsUpdate =
+            serde_json::from_str(r#"{"ai_provider_order": ["openai", "openai"]}"#).unwrap();
+        assert!(Settings::default().apply(u).is_err());
+    }
+}

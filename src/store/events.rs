@@ -1,0 +1,358 @@
+//! Event rows: insert, get, delete, filtered pages, totals, statistics and export iteration.
+//!
+//! Every page query walks an index in `ts` order and stops after `limit` rows; totals come from
+//! the `event_totals` counters when the filter allows it, otherwise from a count over the same
+//! index range.
+
+use super::{is_fk_violation, json_col, StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row};
+use std::collections::BTreeMap;
+
+/// One `events` row.
+#[derive(Debug, Clone, Default)]
+pub struct EventRow {
+    pub id: String,
+    pub camera_id: String,
+    pub ts: i64,
+    pub detection_type: String,
+    pub confidence: u8,
+    pub description: Option<String>,
+    pub description_pending: bool,
+    pub objects_detected: Vec<String>,
+    /// JSON array of `{x, y, width, height, label, score}` boxes, kept as raw JSON.
+    pub bounding_boxes: serde_json::Value,
+    /// Path of the snapshot relative to the data dir.
+    pub thumbnail_path: Option<String>,
+    pub thumbnail_bytes: u64,
+    pub source_type: String,
+    pub protect_event_id: Option<String>,
+    pub smart_detection_type: Option<String>,
+    pub is_doorbell_ring: bool,
+    pub provider_used: Option<String>,
+    pub ai_fallback_used: bool,
+    pub ai_error: Option<String>,
+    pub ai_confidence: Option<u8>,
+    pub threat_level: Option<String>,
+    pub ai_cost_usd: Option<f64>,
+    pub reanalysis_count: u32,
+    pub reanalyzed_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, camera_id, ts, detection_type, confidence, description, \
+    description_pending, objects_detected, bounding_boxes, thumbnail_path, thumbnail_bytes, \
+    source_type, protect_event_id, smart_detection_type, is_doorbell_ring, provider_used, \
+    ai_fallback_used, ai_error, ai_confidence, threat_level, ai_cost_usd, reanalysis_count, \
+    reanalyzed_at, created_at";
+
+fn from_row(r: &Row<'_>) -> StoreResult<EventRow> {
+    let objects: String = r.get(7)?;
+    let boxes: String = r.get(8)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        camera_id: r.get(1)?,
+        ts: r.get(2)?,
+        detection_type: r.get(3)?,
+        confidence: r.get(4)?,
+        description: r.get(5)?,
+        description_pending: r.get(6)?,
+        objects_detected: json_col(&objects)?,
+        bounding_boxes: json_col(&boxes)?,
+        thumbnail_path: r.get(9)?,
+        thumbnail_bytes: r.get(10)?,
+        source_type: r.get(11)?,
+        protect_event_id: r.get(12)?,
+        smart_detection_type: r.get(13)?,
+        is_doorbell_ring: r.get(14)?,
+        provider_used: r.get(15)?,
+        ai_fallback_used: r.get(16)?,
+        ai_error: r.get(17)?,
+        ai_confidence: r.get(18)?,
+        threat_level: r.get(19)?,
+        ai_cost_usd: r.get(20)?,
+        reanalysis_count: r.get(21)?,
+        reanalyzed_at: r.get(22)?,
+        created_at: r.get(23)?,
+    })
+}
+
+pub fn insert(conn: &Connection, e: &EventRow) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO events ({COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+          ?20, ?21, ?22, ?23, ?24)"
+    );
+    let objects = serde_json::to_string(&e.objects_detected)?;
+    let boxes = serde_json::to_string(&e.bounding_boxes)?;
+    let res = conn.prepare_cached(&sql)?.execute(rusqlite::params![
+        e.id,
+        e.camera_id,
+        e.ts,
+        e.detection_type,
+        e.confidence,
+        e.description,
+        e.description_pending,
+        objects,
+        boxes,
+        e.thumbnail_path,
+        e.thumbnail_bytes,
+        e.source_type,
+        e.protect_event_id,
+        e.smart_detection_type,
+        e.is_doorbell_ring,
+        e.provider_used,
+        e.ai_fallback_used,
+        e.ai_error,
+        e.ai_confidence,
+        e.threat_level,
+        e.ai_cost_usd,
+        e.reanalysis_count,
+        e.reanalyzed_at,
+        e.created_at,
+    ]);
+    match res {
+        Ok(_) => Ok(()),
+        Err(err) if is_fk_violation(&err) => Err(StoreError::NotFound("Camera")),
+        Err(err) if super::is_unique_violation(&err) => {
+            Err(StoreError::Conflict("An event with this id already exists".into()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub fn get(conn: &Connection, id: &str) -> StoreResult<EventRow> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => from_row(r),
+        None => Err(StoreError::NotFound("Event")),
+    }
+}
+
+/// Deletes one event; returns its thumbnail path (to remove after commit).
+pub fn delete(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
+    let mut stmt =
+        conn.prepare_cached("DELETE FROM events WHERE id = ?1 RETURNING thumbnail_path")?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => Ok(r.get(0)?),
+        None => Err(StoreError::NotFound("Event")),
+    }
+}
+
+/// Filters shared by the event list, the CSV export and the statistics.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub camera_id: Option<String>,
+    pub detection_types: Vec<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub min_confidence: Option<u8>,
+    pub search: Option<String>,
+}
+
+/// Turns free user text into a safe FTS5 query: every word quoted and prefix-matched, all
+/// words required. User text never reaches FTS5's query syntax.
+pub fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| format!("\"{}\"*", w.replace('"', "")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
+impl EventFilter {
+    fn where_clause(&self, params: &mut Vec<Value>) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(c) = &self.camera_id {
+            params.push(Value::Text(c.clone()));
+            parts.push(format!("camera_id = ?{}", params.len()));
+        }
+        if !self.detection_types.is_empty() {
+            let mut marks = Vec::new();
+            for t in &self.detection_types {
+                params.push(Value::Text(t.clone()));
+                marks.push(format!("?{}", params.len()));
+            }
+            parts.push(format!("detection_type IN ({})", marks.join(", ")));
+        }
+        if let Some(s) = self.start_ms {
+            params.push(Value::Integer(s));
+            parts.push(format!("ts >= ?{}", params.len()));
+        }
+        if let Some(e) = self.end_ms {
+            params.push(Value::Integer(e));
+            parts.push(format!("ts <= ?{}", params.len()));
+        }
+        if let Some(m) = self.min_confidence {
+            params.push(Value::Integer(m as i64));
+            parts.push(format!("confidence >= ?{}", params.len()));
+        }
+        if let Some(q) = self.search.as_deref().and_then(fts_query) {
+            params.push(Value::Text(q));
+            parts.push(format!(
+                "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?{})",
+                params.len()
+            ));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", parts.join(" AND "))
+        }
+    }
+
+    /// True when the total can come from the `event_totals` counters.
+    fn counters_suffice(&self) -> bool {
+        self.start_ms.is_none()
+            && self.end_ms.is_none()
+            && self.min_confidence.is_none()
+            && self.search.as_deref().and_then(fts_query).is_none()
+    }
+}
+
+/// One page of events, newest first, and the total number matching.
+pub fn page(
+    conn: &Connection,
+    filter: &EventFilter,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<EventRow>, u64)> {
+    let mut params = Vec::new();
+    let wh = filter.where_clause(&mut params);
+    let total = count(conn, filter)?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events {wh} ORDER BY ts DESC, rowid DESC LIMIT {limit} OFFSET {offset}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::with_capacity(limit as usize);
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok((out, total))
+}
+
+/// Number of events matching the filter.
+pub fn count(conn: &Connection, filter: &EventFilter) -> StoreResult<u64> {
+    if filter.counters_suffice() {
+        let mut params = Vec::new();
+        let mut parts = Vec::new();
+        if let Some(c) = &filter.camera_id {
+            params.push(Value::Text(c.clone()));
+            parts.push(format!("camera_id = ?{}", params.len()));
+        }
+        if !filter.detection_types.is_empty() {
+            let mut marks = Vec::new();
+            for t in &filter.detection_types {
+                params.push(Value::Text(t.clone()));
+                marks.push(format!("?{}", params.len()));
+            }
+            parts.push(format!("detection_type IN ({})", marks.join(", ")));
+        }
+        let wh = if parts.is_empty() { String::new() } else { format!("WHERE {}", parts.join(" AND ")) };
+        let sql = format!("SELECT COALESCE(SUM(n), 0) FROM event_totals {wh}");
+        let n: i64 = conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        return Ok(n.max(0) as u64);
+    }
+    let mut params = Vec::new();
+    let wh = filter.where_clause(&mut params);
+    let sql = format!("SELECT count(*) FROM events {wh}");
+    let n: i64 =
+        conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Calls `f` for every matching event, newest first, without loading them all at once.
+pub fn for_each(
+    conn: &Connection,
+    filter: &EventFilter,
+    mut f: impl FnMut(EventRow) -> bool,
+) -> StoreResult<()> {
+    let mut params = Vec::new();
+    let wh = filter.where_clause(&mut params);
+    let sql = format!("SELECT {COLUMNS} FROM events {wh} ORDER BY ts DESC, rowid DESC");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    while let Some(r) = rows.next()? {
+        if !f(from_row(r)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Event counts over a time range, grouped four ways.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total: u64,
+    pub by_camera: BTreeMap<String, u64>,
+    pub by_detection_type: BTreeMap<String, u64>,
+    /// Index = hour of day (UTC, shifted by the caller's offset).
+    pub by_hour: [u64; 24],
+    /// `YYYY-MM-DD` (in the caller's offset) → count.
+    pub by_day: BTreeMap<String, u64>,
+}
+
+/// Computes statistics in one pass over the covering `(ts, camera_id, detection_type)` index.
+/// `tz_offset_min` shifts hours and days into the viewer's local time.
+pub fn stats(conn: &Connection, filter: &EventFilter, tz_offset_min: i32) -> StoreResult<Stats> {
+    let mut params = Vec::new();
+    let wh = filter.where_clause(&mut params);
+    let off_ms = tz_offset_min as i64 * 60_000;
+    let sql = format!(
+        "SELECT camera_id, detection_type, (ts + {off_ms}) / 3600000 AS h, count(*) \
+         FROM events {wh} GROUP BY camera_id, detection_type, h"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut s = Stats::default();
+    while let Some(r) = rows.next()? {
+        let cam: String = r.get(0)?;
+        let kind: String = r.get(1)?;
+        let hour_index: i64 = r.get(2)?;
+        let n: i64 = r.get(3)?;
+        let n = n as u64;
+        s.total += n;
+        *s.by_camera.entry(cam).or_default() += n;
+        *s.by_detection_type.entry(kind).or_default() += n;
+        s.by_hour[hour_index.rem_euclid(24) as usize] += n;
+        let day = crate::clock::utc_day(hour_index.div_euclid(24) * 86_400_000);
+        *s.by_day.entry(day).or_default() += n;
+    }
+    Ok(s)
+}
+
+/// Total event count and thumbnail bytes, per camera, from the counters.
+pub fn totals_by_camera(conn: &Connection) -> StoreResult<BTreeMap<String, (u64, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT camera_id, SUM(n), SUM(thumbnail_bytes) FROM event_totals GROUP BY camera_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?.max(0) as u64, r.get::<_, i64>(2)?.max(0) as u64)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Oldest and newest event time, through the `ts` index.
+pub fn time_span(conn: &Connection) -> StoreResult<(Option<i64>, Option<i64>)> {
+    Ok(conn.query_row("SELECT min(ts), max(ts) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_query_quotes_every_word() {
+        assert_eq!(fts_query("red car"), Some("\"red\"* AND \"car\"*".into()));
+        assert_eq!(fts_query("\"OR NEAR("), Some("\"OR\"* AND \"NEAR\"*".into()));
+        assert_eq!(fts_query("  ** "), None);
+    }
+}

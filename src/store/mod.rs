@@ -1,0 +1,227 @@
+//! All SQL lives here, behind [`Store`]. Nothing outside `store/` imports rusqlite.
+//!
+//! SQLite runs in WAL mode with foreign keys on and a busy timeout. Every call runs on a blocking
+//! thread (never on a tokio worker): reads take a connection from a small pool (WAL lets readers
+//! run beside the writer), writes go through the single writer connection, so writers never
+//! fight over the lock and "database is locked" cannot reach a client. The schema is a list of
+//! numbered migrations embedded in the binary (`migrations.rs`); a database written by a newer
+//! version is refused with a clear message rather than being damaged.
+
+pub mod api_keys;
+pub mod cameras;
+pub mod events;
+mod migrations;
+pub mod settings;
+pub mod users;
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use migrations::SCHEMA_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database busy: {0}")]
+    Busy(rusqlite::Error),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error(
+        "the database at {path} has schema version {found}, newer than this build of argus \
+         supports ({supported}); run a newer argus or restore a backup"
+    )]
+    NewerSchema { path: String, found: i64, supported: i64 },
+    #[error("cannot open the database at {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(e)
+            }
+            _ if matches!(e, rusqlite::Error::QueryReturnedNoRows) => StoreError::NotFound("row"),
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(format!("bad JSON in a column: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// True if the error is a UNIQUE or PRIMARY KEY violation.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// True if the error is a FOREIGN KEY violation.
+pub(crate) fn is_fk_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+    )
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Handle to the appliance database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+const MAX_IDLE_READERS: usize = 8;
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL: readers never block the writer and a power cut loses at most the last transactions,
+    // never the database. synchronous=NORMAL in WAL mode keeps the database consistent across a
+    // power cut; issue-level durability of acknowledged writes is handled by the writer flushing
+    // (see README, "Crash safety").
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Store> {
+        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        migrations::upgrade(&mut conn, path)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn reader(&self) -> StoreResult<Connection> {
+        if let Some(c) = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut pool = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+    }
+
+    /// Runs a read-only closure on a pooled connection, on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs a read-only closure on the calling thread (for blocking contexts only).
+    pub fn read_blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T>,
+    {
+        let conn = self.reader()?;
+        let out = f(&conn);
+        self.give_back(conn);
+        out
+    }
+
+    /// Runs a closure on the single writer connection, on a blocking thread.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.write_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs a closure on the writer connection on the calling thread (blocking contexts only).
+    pub fn write_blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut Connection) -> StoreResult<T>,
+    {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn)
+    }
+
+    /// Size in bytes of the database file plus its WAL.
+    pub fn size_bytes(&self) -> u64 {
+        let mut total = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.inner.path.clone().into_os_string();
+            p.push(suffix);
+            total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        }
+        total
+    }
+
+    /// A trivial query, for health checks.
+    pub async fn ping(&self) -> bool {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .is_ok()
+    }
+}
+
+/// Reads a JSON text column into a value.
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    Ok(serde_json::from_str(s)?)
+}
