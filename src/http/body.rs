@@ -101,7 +101,12 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize
         ));
     }
     let bytes = read_bytes(req, limit).await?;
-    parse_json(&bytes)
+    // Every request body of this API is an object; say so rather than reporting `[0]`.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => parse_json(&bytes),
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() => parse_json(&bytes),
+        Some(_) => Err(AppError::invalid("body: a JSON object is required")),
+    }
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {

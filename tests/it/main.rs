@@ -1,1 +1,11 @@
+//! The integration tests: the real server on loopback, driven over HTTP and WebSocket.
 
+mod api_keys;
+mod auth;
+mod cameras;
+mod cli;
+mod errors;
+mod events;
+mod support;
+mod system;
+mod ws;

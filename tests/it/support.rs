@@ -1,0 +1,206 @@
+//! `TestApp`: the real server on 127.0.0.1:0 with a fresh data dir and a manual clock, plus a
+//! real HTTP client. Dropping it shuts the server down.
+
+use argus::app::{self, Deps};
+use argus::clock::{Clock, ManualClock, SystemClock};
+use argus::config::Config;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const ADMIN_PASSWORD: &str = "Correct-Horse-42";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::for_data_dir(&dir.path().join("data"));
+        tweak(&mut cfg);
+        Self::start_in(dir, cfg).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, cfg: Config) -> TestApp {
+        let clock = ManualClock::new(SystemClock.now_ms());
+        let deps = Deps { clock: Arc::new(clock.clone()) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app::run(cfg, deps, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let app = TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            clock,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        };
+        for _ in 0..200 {
+            if let Ok(r) = app.client.get(app.url("/api/v1/system/health")).send().await {
+                if r.status() == StatusCode::OK {
+                    return app;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("server did not come up");
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    /// A request with an optional credential (`argus_...` key or JWT).
+    pub async fn call(&self, method: Method, path: &str, auth: Option<&str>, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut rb = self.client.request(method, self.url(path));
+        if let Some(a) = auth {
+            if a.starts_with("argus_") {
+                rb = rb.header("X-API-Key", a);
+            } else {
+                rb = rb.bearer_auth(a);
+            }
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, headers, v)
+    }
+
+    pub async fn get(&self, path: &str, auth: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.call(Method::GET, path, Some(auth), None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, auth: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self.call(Method::POST, path, Some(auth), Some(body)).await;
+        (s, v)
+    }
+
+    pub async fn put(&self, path: &str, auth: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self.call(Method::PUT, path, Some(auth), Some(body)).await;
+        (s, v)
+    }
+
+    pub async fn delete(&self, path: &str, auth: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.call(Method::DELETE, path, Some(auth), None).await;
+        (s, v)
+    }
+
+    pub fn initial_password(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("initial-admin-password")).unwrap().trim().to_string()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": username, "password": password})))
+            .await;
+        (s, v)
+    }
+
+    /// Logs in as admin, changing the initial password on first use; returns a JWT.
+    pub async fn admin_token(&self) -> String {
+        let (s, v) = self.login("admin", ADMIN_PASSWORD).await;
+        if s == StatusCode::OK {
+            return v["access_token"].as_str().unwrap().to_string();
+        }
+        let (s, v) = self.login("admin", &self.initial_password()).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let first = v["access_token"].as_str().unwrap().to_string();
+        let (s, v) = self
+            .post(
+                "/api/v1/auth/change-password",
+                &first,
+                json!({"current_password": self.initial_password(), "new_password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        first
+    }
+
+    /// Creates an API key through the API; returns (id, key).
+    pub async fn api_key(&self, admin: &str, scopes: &[&str], rate: Option<u32>) -> (String, String) {
+        let mut body = json!({"name": format!("test {}", scopes.join(" ")), "scopes": scopes});
+        if let Some(r) = rate {
+            body["rate_limit_per_minute"] = json!(r);
+        }
+        let (s, v) = self.post("/api/v1/api-keys", admin, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        (v["id"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string())
+    }
+
+    /// Adds an RTSP camera; returns its id.
+    pub async fn camera(&self, auth: &str, name: &str) -> String {
+        let (s, v) = self
+            .post("/api/v1/cameras", auth, json!({"name": name, "type": "rtsp", "rtsp_url": "rtsp://192.0.2.10/stream"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates an event through the API; returns its JSON.
+    pub async fn event(&self, auth: &str, body: Value) -> Value {
+        let (s, v) = self.post("/api/v1/events", auth, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts an error response: status, JSON body shape, and that the detail contains `needle`.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, want: u16, needle: &str) {
+    assert_eq!(status.as_u16(), want, "body: {body}");
+    assert_eq!(body["status_code"], json!(want), "body: {body}");
+    let d = body["detail"].as_str().unwrap_or_else(|| panic!("no detail in {body}"));
+    assert!(d.contains(needle), "detail {d:?} lacks {needle:?}");
+}
+
+/// A tiny valid JPEG (1x1 grey), base64.
+pub const TINY_JPEG_B64: &str = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQEw8QEBD/yQALCAABAAEBAREA/8wABgAQEAX/2gAIAQEAAD8A0s8g/9k=";
