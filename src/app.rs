@@ -32,7 +32,9 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Deps { clock: Arc::new(SystemClock) }
+        Deps {
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -53,13 +55,19 @@ pub struct AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Keys(#[from] crate::crypto::CryptoError),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("TLS: {0}")]
     Tls(String),
 }
@@ -73,7 +81,10 @@ pub fn open_data_dir(cfg: &Config) -> Result<(Store, Keys), StartError> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })?;
+            .map_err(|source| StartError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
     }
     crate::crypto::jwt_provider::install();
     let keys = Keys::load_or_create(dir)?;
@@ -89,8 +100,12 @@ pub fn ensure_admin(store: &Store, data_dir: &Path, now_ms: i64) -> Result<bool,
     }
     let pw = password::generate();
     let file = data_dir.join(INITIAL_PASSWORD_FILE);
-    crate::crypto::write_secret_file(&file, format!("{pw}\n").as_bytes())
-        .map_err(|source| StartError::Write { path: file.display().to_string(), source })?;
+    crate::crypto::write_secret_file(&file, format!("{pw}\n").as_bytes()).map_err(|source| {
+        StartError::Write {
+            path: file.display().to_string(),
+            source,
+        }
+    })?;
     let row = users::UserRow {
         id: crate::crypto::new_uuid(),
         username: "admin".into(),
@@ -117,7 +132,11 @@ impl AppState {
     pub fn start(cfg: Config, deps: Deps) -> Result<Arc<AppState>, StartError> {
         let (store, keys) = open_data_dir(&cfg)?;
         ensure_admin(&store, &cfg.data_dir, deps.clock.now_ms())?;
-        let auth = Authenticator { store: store.clone(), keys: keys.clone(), clock: deps.clock.clone() };
+        let auth = Authenticator {
+            store: store.clone(),
+            keys: keys.clone(),
+            clock: deps.clock.clone(),
+        };
         Ok(Arc::new(AppState {
             login_limiter: LoginLimiter::new(cfg.auth.login_attempts_per_15min),
             cfg,
@@ -133,7 +152,10 @@ impl AppState {
     }
 
     pub async fn settings(&self) -> AppResult<Settings> {
-        let raw = self.store.read(|c| crate::store::settings::get(c, SETTINGS_KEY)).await?;
+        let raw = self
+            .store
+            .read(|c| crate::store::settings::get(c, SETTINGS_KEY))
+            .await?;
         match raw {
             Some(s) => serde_json::from_str(&s).map_err(AppError::internal),
             None => Ok(Settings::default()),
@@ -154,7 +176,12 @@ impl AppState {
                     Ok(n) => n,
                     Err(msg) => return Ok(Err(msg)),
                 };
-                crate::store::settings::put(&tx, SETTINGS_KEY, &serde_json::to_string(&next)?, now)?;
+                crate::store::settings::put(
+                    &tx,
+                    SETTINGS_KEY,
+                    &serde_json::to_string(&next)?,
+                    now,
+                )?;
                 tx.commit()?;
                 Ok(Ok(next))
             })
@@ -201,7 +228,9 @@ impl AppState {
             .store
             .read(move |c| {
                 let e = crate::store::events::get(c, &id)?;
-                let cam = crate::store::cameras::get(c, &e.camera_id).ok().map(|c| c.name);
+                let cam = crate::store::cameras::get(c, &e.camera_id)
+                    .ok()
+                    .map(|c| c.name);
                 Ok((e, cam))
             })
             .await?;
@@ -231,18 +260,22 @@ impl AppState {
             .store
             .write(move |c| {
                 crate::store::events::insert(c, &saved)?;
-                Ok(crate::store::cameras::get(c, &saved.camera_id).ok().map(|c| c.name))
+                Ok(crate::store::cameras::get(c, &saved.camera_id)
+                    .ok()
+                    .map(|c| c.name))
             })
             .await;
         let cam = match res {
             Ok(cam) => cam,
             Err(e) => {
-                self.remove_files(row.thumbnail_path.iter().cloned().collect()).await;
+                self.remove_files(row.thumbnail_path.iter().cloned().collect())
+                    .await;
                 return Err(e.into());
             }
         };
         let dto = crate::api::events::EventDto::from_row(row, cam);
-        self.bus.publish(Topic::Events, "event.created", &dto, self.clock.now_ms());
+        self.bus
+            .publish(Topic::Events, "event.created", &dto, self.clock.now_ms());
         Ok(dto)
     }
 }

@@ -50,7 +50,11 @@ impl Bus {
             "data": data,
             "timestamp": crate::clock::format_rfc3339(now_ms),
         });
-        let msg = BusMessage { topic, kind, json: env.to_string() };
+        let msg = BusMessage {
+            topic,
+            kind,
+            json: env.to_string(),
+        };
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(Arc::new(msg));
     }

@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "argus", version, about = "Argus Edge: an AI security-camera appliance")]
+#[command(
+    name = "argus",
+    version,
+    about = "Argus Edge: an AI security-camera appliance"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -76,7 +80,11 @@ pub enum UsersCmd {
 
 impl GlobalArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { config_file: self.config.clone(), listen: self.listen.clone(), data_dir: self.data_dir.clone() }
+        Overrides {
+            config_file: self.config.clone(),
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+        }
     }
 }
 
@@ -91,11 +99,19 @@ pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
     app::ensure_admin(&store, &cfg.data_dir, now_ms())?;
     match cmd {
         Command::Serve => unreachable!("serve is not an admin command"),
-        Command::ApiKeys(ApiKeysCmd::Create { name, scopes, rate_limit, expires_at }) => {
+        Command::ApiKeys(ApiKeysCmd::Create {
+            name,
+            scopes,
+            rate_limit,
+            expires_at,
+        }) => {
             let scopes = crate::api::api_keys::parse_scopes(&scopes).map_err(anyhow::Error::msg)?;
             api_keys::validate_new(&name, &scopes, rate_limit).map_err(anyhow::Error::msg)?;
             let expires_at = match expires_at {
-                Some(v) => Some(crate::clock::parse_time(&v).context("--expires-at: use RFC 3339 or YYYY-MM-DD")?),
+                Some(v) => Some(
+                    crate::clock::parse_time(&v)
+                        .context("--expires-at: use RFC 3339 or YYYY-MM-DD")?,
+                ),
                 None => None,
             };
             if expires_at.is_some_and(|e| e <= now_ms()) {
@@ -119,7 +135,10 @@ pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
         }
         Command::ApiKeys(ApiKeysCmd::List) => {
             let rows = store.read_blocking(|c| key_rows::list(c, true))?;
-            println!("{:<36}  {:<16}  {:<8}  {:<40}  {}", "ID", "PREFIX", "STATE", "SCOPES", "NAME");
+            println!(
+                "{:<36}  {:<16}  {:<8}  {:<40}  NAME",
+                "ID", "PREFIX", "STATE", "SCOPES"
+            );
             for r in rows {
                 let state = if r.revoked_at.is_some() {
                     "revoked"
@@ -140,10 +159,14 @@ pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::ApiKeys(ApiKeysCmd::Revoke { id }) => {
-            let changed = store.write_blocking(|c| key_rows::revoke(c, &id, now_ms())).map_err(|e| match e {
-                crate::store::StoreError::NotFound(_) => anyhow::anyhow!("no API key with id {id}"),
-                other => other.into(),
-            })?;
+            let changed = store
+                .write_blocking(|c| key_rows::revoke(c, &id, now_ms()))
+                .map_err(|e| match e {
+                    crate::store::StoreError::NotFound(_) => {
+                        anyhow::anyhow!("no API key with id {id}")
+                    }
+                    other => other.into(),
+                })?;
             if changed {
                 println!("revoked {id}");
             } else {
@@ -155,13 +178,20 @@ pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
                 Some(u) => store
                     .read_blocking(|c| users::by_username(c, &u.to_lowercase()))?
                     .with_context(|| format!("no user named {u:?}"))?,
-                None => store.read_blocking(users::first_admin)?.context("there is no admin user")?,
+                None => store
+                    .read_blocking(users::first_admin)?
+                    .context("there is no admin user")?,
             };
             let pw = password::generate();
             let hash = password::hash(&pw);
-            store.write_blocking(|c| users::set_password(c, &user.id, &hash, true, None, now_ms()))?;
+            store.write_blocking(|c| {
+                users::set_password(c, &user.id, &hash, true, None, now_ms())
+            })?;
             let _ = std::fs::remove_file(cfg.data_dir.join(app::INITIAL_PASSWORD_FILE));
-            println!("New password for {:?} (must be changed at next login; its sessions have ended):", user.username);
+            println!(
+                "New password for {:?} (must be changed at next login; its sessions have ended):",
+                user.username
+            );
             println!("{pw}");
         }
     }

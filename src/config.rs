@@ -40,7 +40,11 @@ pub struct HttpSection {
 
 impl Default for HttpSection {
     fn default() -> Self {
-        HttpSection { max_body_bytes: 1 << 20, max_upload_bytes: 16 << 20, max_connections: 256 }
+        HttpSection {
+            max_body_bytes: 1 << 20,
+            max_upload_bytes: 16 << 20,
+            max_connections: 256,
+        }
     }
 }
 
@@ -66,7 +70,11 @@ pub struct AuthSection {
 
 impl Default for AuthSection {
     fn default() -> Self {
-        AuthSection { session_hours: 24, login_attempts_per_15min: 10, cookie_secure: None }
+        AuthSection {
+            session_hours: 24,
+            login_attempts_per_15min: 10,
+            cookie_secure: None,
+        }
     }
 }
 
@@ -84,7 +92,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("{0}")]
@@ -110,18 +121,32 @@ impl Config {
     }
 
     fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(p)
-            .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })
+        let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+            path: p.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     pub fn from_parts(file: FileConfig, o: &Overrides) -> Result<Config, ConfigError> {
-        let listen_s = o.listen.clone().or(file.listen).unwrap_or_else(|| "0.0.0.0:8000".into());
+        let listen_s = o
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "0.0.0.0:8000".into());
         let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            ConfigError::Invalid(format!("listen: {listen_s:?} is not an address like 0.0.0.0:8000"))
+            ConfigError::Invalid(format!(
+                "listen: {listen_s:?} is not an address like 0.0.0.0:8000"
+            ))
         })?;
-        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
         let tls = match (file.tls.cert_file, file.tls.key_file) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -132,13 +157,19 @@ impl Config {
             }
         };
         if file.http.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid("http.max_body_bytes: at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "http.max_body_bytes: at least 1024".into(),
+            ));
         }
         if file.auth.session_hours == 0 || file.auth.session_hours > 24 * 90 {
-            return Err(ConfigError::Invalid("auth.session_hours: between 1 and 2160".into()));
+            return Err(ConfigError::Invalid(
+                "auth.session_hours: between 1 and 2160".into(),
+            ));
         }
         if file.auth.login_attempts_per_15min == 0 {
-            return Err(ConfigError::Invalid("auth.login_attempts_per_15min: at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "auth.login_attempts_per_15min: at least 1".into(),
+            ));
         }
         Ok(Config {
             listen,
@@ -182,7 +213,10 @@ mod tests {
     #[test]
     fn overrides_win_and_half_tls_is_refused() {
         let file: FileConfig = toml::from_str("listen = \"127.0.0.1:9000\"").unwrap();
-        let o = Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let o = Overrides {
+            listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        };
         let c = Config::from_parts(file, &o).unwrap();
         assert_eq!(c.listen.port(), 9100);
         let file: FileConfig = toml::from_str("[tls]\ncert_file = \"a.pem\"").unwrap();

@@ -16,7 +16,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error("cannot read or create the key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the key file {0} is damaged (expected 32 bytes)")]
     BadKeyFile(String),
     #[error("sealed secret cannot be opened (wrong data-dir key or damaged value)")]
@@ -27,7 +30,9 @@ pub enum CryptoError {
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // SystemRandom only fails if the OS has no entropy source, which is unrecoverable.
-    SystemRandom::new().fill(&mut buf).expect("the operating system has no random source");
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the operating system has no random source");
     buf
 }
 
@@ -44,7 +49,9 @@ pub fn random_token(n_chars: usize) -> String {
 
 /// A v4 UUID from the system CSPRNG.
 pub fn new_uuid() -> String {
-    uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(random_bytes::<16>())
+        .into_uuid()
+        .to_string()
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
@@ -89,7 +96,10 @@ impl Keys {
     /// Loads `<data-dir>/secret.key`, creating it on first boot.
     pub fn load_or_create(data_dir: &Path) -> Result<Keys, CryptoError> {
         let path = data_dir.join("secret.key");
-        let err = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+        let err = |source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         let master: [u8; 32] = match std::fs::read(&path) {
             Ok(bytes) => bytes
                 .try_into()
@@ -124,7 +134,9 @@ impl Keys {
     /// The keyed hash under which an API key is stored. API keys carry 192 bits of randomness,
     /// so a fast keyed hash is as strong as a slow password hash and costs microseconds.
     pub fn api_key_hash(&self, key: &str) -> Vec<u8> {
-        hmac::sign(&self.api_key_hmac, key.as_bytes()).as_ref().to_vec()
+        hmac::sign(&self.api_key_hmac, key.as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     pub fn jwt_secret(&self) -> &[u8] {
@@ -158,7 +170,8 @@ impl Keys {
             aead::UnboundKey::new(&aead::AES_256_GCM, &self.seal_key).expect("32-byte key"),
         );
         let (nonce, ct) = sealed.split_at(12);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unseal)?;
+        let nonce =
+            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unseal)?;
         let mut buf = ct.to_vec();
         let plain = key
             .open_in_place(nonce, aead::Aad::empty(), &mut buf)
@@ -204,11 +217,17 @@ pub mod jwt_provider {
         }
     }
 
-    fn signer(alg: &Algorithm, key: &EncodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    fn signer(
+        alg: &Algorithm,
+        key: &EncodingKey,
+    ) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
         if *alg != Algorithm::HS256 {
             return Err(Error::from(ErrorKind::InvalidAlgorithm));
         }
-        Ok(Box::new(Hs256(hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes()))))
+        Ok(Box::new(Hs256(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            key.as_bytes(),
+        ))))
     }
 
     fn verifier(
@@ -218,7 +237,10 @@ pub mod jwt_provider {
         if *alg != Algorithm::HS256 {
             return Err(Error::from(ErrorKind::InvalidAlgorithm));
         }
-        Ok(Box::new(Hs256(hmac::Key::new(hmac::HMAC_SHA256, key.try_get_as_bytes()?))))
+        Ok(Box::new(Hs256(hmac::Key::new(
+            hmac::HMAC_SHA256,
+            key.try_get_as_bytes()?,
+        ))))
     }
 
     static PROVIDER: CryptoProvider = CryptoProvider {
@@ -254,7 +276,9 @@ mod tests {
     fn tokens_are_url_safe_and_long_enough() {
         let t = random_token(40);
         assert_eq!(t.len(), 40);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(random_token(40), t);
     }
 

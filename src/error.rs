@@ -60,7 +60,12 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        AppError { kind, detail: detail.into(), headers: Vec::new(), source: None }
+        AppError {
+            kind,
+            detail: detail.into(),
+            headers: Vec::new(),
+            source: None,
+        }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, detail)

@@ -125,14 +125,20 @@ pub const MAX_ZONES: usize = 10;
 /// Validates zones; the error names the offending field.
 pub fn validate_zones(zones: &[Zone]) -> Result<(), String> {
     if zones.len() > MAX_ZONES {
-        return Err(format!("detection_zones: at most {MAX_ZONES} zones are allowed"));
+        return Err(format!(
+            "detection_zones: at most {MAX_ZONES} zones are allowed"
+        ));
     }
     for (i, z) in zones.iter().enumerate() {
         if z.vertices.len() < 3 {
-            return Err(format!("detection_zones[{i}].vertices: a zone needs at least 3 vertices"));
+            return Err(format!(
+                "detection_zones[{i}].vertices: a zone needs at least 3 vertices"
+            ));
         }
         if z.vertices.len() > 64 {
-            return Err(format!("detection_zones[{i}].vertices: at most 64 vertices"));
+            return Err(format!(
+                "detection_zones[{i}].vertices: at most 64 vertices"
+            ));
         }
         for (j, p) in z.vertices.iter().enumerate() {
             if !(0.0..=1.0).contains(&p.x) || !(0.0..=1.0).contains(&p.y) {
@@ -164,7 +170,9 @@ pub fn validate_schedule(s: &Schedule) -> Result<(), String> {
     }
     for (i, r) in s.time_ranges.iter().enumerate() {
         if parse_hhmm(&r.start).is_none() || parse_hhmm(&r.end).is_none() {
-            return Err(format!("detection_schedule.time_ranges[{i}]: times are HH:MM (00:00-23:59)"));
+            return Err(format!(
+                "detection_schedule.time_ranges[{i}]: times are HH:MM (00:00-23:59)"
+            ));
         }
     }
     Ok(())
@@ -184,7 +192,12 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::ReadEvents, Scope::ReadCameras, Scope::WriteCameras, Scope::Admin];
+    pub const ALL: [Scope; 4] = [
+        Scope::ReadEvents,
+        Scope::ReadCameras,
+        Scope::WriteCameras,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -234,7 +247,11 @@ mod tests {
         let z = Zone {
             id: None,
             name: "door".into(),
-            vertices: vec![Point { x: 0.0, y: 0.0 }, Point { x: 1.5, y: 0.0 }, Point { x: 0.0, y: 1.0 }],
+            vertices: vec![
+                Point { x: 0.0, y: 0.0 },
+                Point { x: 1.5, y: 0.0 },
+                Point { x: 0.0, y: 1.0 },
+            ],
             enabled: true,
         };
         let e = validate_zones(&[z]).unwrap_err();

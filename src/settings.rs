@@ -152,8 +152,10 @@ impl Settings {
         if self.default_object_filter.is_empty() {
             return Err("default_object_filter: name at least one class".into());
         }
-        if let Some(bad) =
-            self.default_object_filter.iter().find(|c| !DETECTION_CLASSES.contains(&c.as_str()))
+        if let Some(bad) = self
+            .default_object_filter
+            .iter()
+            .find(|c| !DETECTION_CLASSES.contains(&c.as_str()))
         {
             return Err(format!(
                 "default_object_filter: unknown class {bad:?} (use person, vehicle, animal, motion)"
@@ -175,9 +177,13 @@ mod tests {
 
     #[test]
     fn partial_update_and_null_clears() {
-        let s = Settings { ai_daily_cost_cap_usd: Some(2.0), ..Default::default() };
+        let s = Settings {
+            ai_daily_cost_cap_usd: Some(2.0),
+            ..Default::default()
+        };
         let u: SettingsUpdate =
-            serde_json::from_str(r#"{"retention_days": 7, "ai_daily_cost_cap_usd": null}"#).unwrap();
+            serde_json::from_str(r#"{"retention_days": 7, "ai_daily_cost_cap_usd": null}"#)
+                .unwrap();
         let s2 = s.apply(u).unwrap();
         assert_eq!(s2.retention_days, 7);
         assert_eq!(s2.ai_daily_cost_cap_usd, None);
@@ -188,7 +194,10 @@ mod tests {
     fn unknown_and_invalid_values_are_refused() {
         assert!(serde_json::from_str::<SettingsUpdate>(r#"{"retention": 7}"#).is_err());
         let u: SettingsUpdate = serde_json::from_str(r#"{"detection_min_score": 2}"#).unwrap();
-        assert!(Settings::default().apply(u).unwrap_err().starts_with("detection_min_score"));
+        assert!(Settings::default()
+            .apply(u)
+            .unwrap_err()
+            .starts_with("detection_min_score"));
         let u: SettingsUpdate =
             serde_json::from_str(r#"{"ai_provider_order": ["openai", "openai"]}"#).unwrap();
         assert!(Settings::default().apply(u).is_err());

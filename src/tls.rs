@@ -40,8 +40,10 @@ pub struct CertInfo {
 }
 
 pub fn describe_cert_file(path: &Path) -> Result<CertInfo, String> {
-    let der = CertificateDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    describe_cert(der.as_ref()).ok_or_else(|| format!("{}: not an X.509 certificate", path.display()))
+    let der =
+        CertificateDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    describe_cert(der.as_ref())
+        .ok_or_else(|| format!("{}: not an X.509 certificate", path.display()))
 }
 
 /// One DER element: (tag, contents, rest).
@@ -97,7 +99,11 @@ fn parse_time(tag: u8, v: &[u8]) -> Option<i64> {
     let full = match tag {
         0x17 if s.len() == 12 => {
             let yy: i32 = s[..2].parse().ok()?;
-            format!("{}{}", if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
+            format!(
+                "{}{}",
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                &s[2..]
+            )
         }
         0x18 if s.len() == 14 => s.to_string(),
         _ => return None,
@@ -123,8 +129,12 @@ fn name_to_string(name: &[u8]) -> String {
         let mut atvs = set;
         while let Some((_, atv, r2)) = tlv(atvs) {
             atvs = r2;
-            let Some((_, oid, rest)) = tlv(atv) else { continue };
-            let Some((_, value, _)) = tlv(rest) else { continue };
+            let Some((_, oid, rest)) = tlv(atv) else {
+                continue;
+            };
+            let Some((_, value, _)) = tlv(rest) else {
+                continue;
+            };
             let label = match oid {
                 [0x55, 0x04, 0x03] => "CN",
                 [0x55, 0x04, 0x0a] => "O",

@@ -91,7 +91,7 @@ fn fmt(ms: Option<i64>) -> Option<String> {
 
 pub fn to_dto(r: ApiKeyRow, now: i64) -> ApiKeyDto {
     ApiKeyDto {
-        is_active: r.revoked_at.is_none() && !r.expires_at.is_some_and(|e| e <= now),
+        is_active: r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > now),
         prefix: prefix(&r.lookup),
         expires_at: fmt(r.expires_at),
         last_used_at: fmt(r.last_used_at),
@@ -126,7 +126,11 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     let rate = b.rate_limit_per_minute.unwrap_or(100);
     keys::validate_new(&b.name, &scopes, rate).map_err(AppError::invalid)?;
     let now = ctx.state.clock.now_ms();
-    let expires_at = b.expires_at.as_deref().map(|v| parse_time_param("expires_at", v, false)).transpose()?;
+    let expires_at = b
+        .expires_at
+        .as_deref()
+        .map(|v| parse_time_param("expires_at", v, false))
+        .transpose()?;
     if expires_at.is_some_and(|e| e <= now) {
         return Err(AppError::invalid("expires_at: must be in the future"));
     }
@@ -134,9 +138,19 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         Principal::User(u) => Some(format!("user:{}", u.username)),
         Principal::ApiKey(k) => Some(format!("api_key:{}", k.key_id)),
     };
-    let new = NewKey { name: b.name.trim().to_string(), scopes, rate_limit_per_minute: rate, expires_at, created_by };
+    let new = NewKey {
+        name: b.name.trim().to_string(),
+        scopes,
+        rate_limit_per_minute: rate,
+        expires_at,
+        created_by,
+    };
     let k = ctx.state.keys.clone();
-    let (row, key) = ctx.state.store.write(move |c| keys::create(c, &k, new, now)).await?;
+    let (row, key) = ctx
+        .state
+        .store
+        .write(move |c| keys::create(c, &k, new, now))
+        .await?;
     tracing::info!(api_key.id = %row.id, api_key.name = %row.name, "API key created");
     created(&ApiKeyCreated {
         prefix: prefix(&row.lookup),
@@ -191,11 +205,17 @@ pub async fn revoke(ctx: Ctx) -> AppResult<Response<Body>> {
     check_uuid("API key", &id)?;
     let now = ctx.state.clock.now_ms();
     let key = id.clone();
-    let changed = ctx.state.store.write(move |c| rows::revoke(c, &key, now)).await?;
+    let changed = ctx
+        .state
+        .store
+        .write(move |c| rows::revoke(c, &key, now))
+        .await?;
     if changed {
         tracing::info!(api_key.id = %id, "API key revoked");
     }
-    ok(&Message { message: "API key revoked".into() })
+    ok(&Message {
+        message: "API key revoked".into(),
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys",
@@ -220,6 +240,9 @@ pub async fn usage(ctx: Ctx) -> AppResult<Response<Body>> {
         usage_count: row.usage_count,
         last_used_ip: row.last_used_ip,
         rate_limit_per_minute: row.rate_limit_per_minute,
-        daily: daily.into_iter().map(|(date, count)| DailyUsage { date, count }).collect(),
+        daily: daily
+            .into_iter()
+            .map(|(date, count)| DailyUsage { date, count })
+            .collect(),
     })
 }

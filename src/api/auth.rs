@@ -78,7 +78,11 @@ fn user_dto(u: &users::UserRow) -> UserDto {
 }
 
 fn cookie(ctx: &Ctx, value: &str, max_age_s: i64) -> String {
-    let secure = if ctx.state.cfg.cookie_secure() { "; Secure" } else { "" };
+    let secure = if ctx.state.cfg.cookie_secure() {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("access_token={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_s}{secure}")
 }
 
@@ -86,7 +90,11 @@ fn cookie(ctx: &Ctx, value: &str, max_age_s: i64) -> String {
     responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody),
         (status = 429, body = super::ErrorBody, description = "Too many attempts from this address")))]
 pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
-    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect::<String>());
+    let user_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect::<String>());
     let b: LoginRequest = read_json(req, ctx.body_limit()).await?;
     if let Err(wait) = ctx.state.login_limiter.check(ctx.peer.ip()) {
         return Err(AppError::new(
@@ -97,7 +105,9 @@ pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
     }
     let username = b.username.trim().to_lowercase();
     let store = ctx.state.store.clone();
-    let user = store.read(move |c| users::by_username(c, &username)).await?;
+    let user = store
+        .read(move |c| users::by_username(c, &username))
+        .await?;
     let pw = b.password;
     // Verify against a dummy hash when the user does not exist, so timing does not reveal names.
     let hash = match &user {
@@ -125,7 +135,9 @@ pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
     };
     let ip = ctx.peer.ip().to_string();
     let s = session.clone();
-    store.write(move |c| users::create_session(c, &s, Some(&ip), user_agent.as_deref())).await?;
+    store
+        .write(move |c| users::create_session(c, &s, Some(&ip), user_agent.as_deref()))
+        .await?;
     let token = jwt::sign(
         ctx.state.keys.jwt_secret(),
         &jwt::Claims {
@@ -147,7 +159,8 @@ pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
     };
     let mut resp = json(StatusCode::OK, &body);
     let c = cookie(&ctx, &token, ttl_ms / 1000);
-    resp.headers_mut().insert(SET_COOKIE, c.parse().map_err(AppError::internal)?);
+    resp.headers_mut()
+        .insert(SET_COOKIE, c.parse().map_err(AppError::internal)?);
     tracing::info!(user.name = %user.username, "login");
     Ok(resp)
 }
@@ -171,11 +184,20 @@ pub async fn logout(ctx: Ctx) -> AppResult<Response<Body>> {
     if let Principal::User(u) = ctx.principal()? {
         let sid = u.session_id.clone();
         let now = ctx.state.clock.now_ms();
-        ctx.state.store.write(move |c| users::revoke_session(c, &sid, now)).await?;
+        ctx.state
+            .store
+            .write(move |c| users::revoke_session(c, &sid, now))
+            .await?;
     }
-    let mut resp = json(StatusCode::OK, &Message { message: "Logged out".into() });
+    let mut resp = json(
+        StatusCode::OK,
+        &Message {
+            message: "Logged out".into(),
+        },
+    );
     let c = cookie(&ctx, "", 0);
-    resp.headers_mut().insert(SET_COOKIE, c.parse().map_err(AppError::internal)?);
+    resp.headers_mut()
+        .insert(SET_COOKIE, c.parse().map_err(AppError::internal)?);
     Ok(resp)
 }
 
@@ -213,15 +235,19 @@ pub async fn change_password(ctx: Ctx, req: Request<Incoming>) -> AppResult<Resp
     let b: ChangePasswordRequest = read_json(req, ctx.body_limit()).await?;
     password::check_policy(&b.new_password).map_err(AppError::invalid)?;
     if b.new_password == b.current_password {
-        return Err(AppError::invalid("new_password: must differ from the current password"));
+        return Err(AppError::invalid(
+            "new_password: must differ from the current password",
+        ));
     }
     let uid = me.user_id.clone();
     let user = ctx.state.store.read(move |c| users::get(c, &uid)).await?;
     let (cur, hash, newpw) = (b.current_password, user.password_hash, b.new_password);
-    let new_hash = tokio::task::spawn_blocking(move || password::verify(&cur, &hash).then(|| password::hash(&newpw)))
-        .await
-        .map_err(AppError::internal)?
-        .ok_or_else(|| AppError::bad_request("current_password: incorrect"))?;
+    let new_hash = tokio::task::spawn_blocking(move || {
+        password::verify(&cur, &hash).then(|| password::hash(&newpw))
+    })
+    .await
+    .map_err(AppError::internal)?
+    .ok_or_else(|| AppError::bad_request("current_password: incorrect"))?;
     let now = ctx.state.clock.now_ms();
     let (uid, sid) = (me.user_id.clone(), me.session_id.clone());
     ctx.state
@@ -229,7 +255,15 @@ pub async fn change_password(ctx: Ctx, req: Request<Incoming>) -> AppResult<Resp
         .write(move |c| users::set_password(c, &uid, &new_hash, false, Some(&sid), now))
         .await?;
     // The initial password file has served its purpose.
-    let _ = tokio::fs::remove_file(ctx.state.cfg.data_dir.join(crate::app::INITIAL_PASSWORD_FILE)).await;
+    let _ = tokio::fs::remove_file(
+        ctx.state
+            .cfg
+            .data_dir
+            .join(crate::app::INITIAL_PASSWORD_FILE),
+    )
+    .await;
     tracing::info!(user.name = %me.username, "password changed; other sessions ended");
-    ok(&Message { message: "Password changed; other sessions have been logged out".into() })
+    ok(&Message {
+        message: "Password changed; other sessions have been logged out".into(),
+    })
 }

@@ -171,7 +171,9 @@ pub struct CameraUpdate {
     pub prompt_override: Option<Option<String>>,
 }
 
-fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Ok(Some(Option::deserialize(d)?))
 }
 
@@ -230,15 +232,26 @@ pub fn split_url_credentials(url: &str) -> (String, Option<String>, Option<Strin
         Some((u, p)) => (decode(u), Some(decode(p))),
         None => (decode(userinfo), None),
     };
-    let clean = format!("{scheme}://{}{}", &authority[at + 1..], &rest[authority_end..]);
-    (clean, (!user.is_empty()).then_some(user), pass.filter(|p| !p.is_empty()))
+    let clean = format!(
+        "{scheme}://{}{}",
+        &authority[at + 1..],
+        &rest[authority_end..]
+    );
+    (
+        clean,
+        (!user.is_empty()).then_some(user),
+        pass.filter(|p| !p.is_empty()),
+    )
 }
 
 fn check_filter(filter: &[String]) -> AppResult<()> {
     if filter.is_empty() {
         return Err(AppError::invalid("object_filter: name at least one class"));
     }
-    if let Some(bad) = filter.iter().find(|c| !crate::settings::DETECTION_CLASSES.contains(&c.as_str())) {
+    if let Some(bad) = filter
+        .iter()
+        .find(|c| !crate::settings::DETECTION_CLASSES.contains(&c.as_str()))
+    {
         return Err(AppError::invalid(format!(
             "object_filter: unknown class {bad:?} (use person, vehicle, animal, motion)"
         )));
@@ -289,7 +302,10 @@ pub fn validate(c: &CameraRow) -> AppResult<()> {
             }
         }
     }
-    if c.username.as_deref().is_some_and(|u| u.chars().count() > 100) {
+    if c.username
+        .as_deref()
+        .is_some_and(|u| u.chars().count() > 100)
+    {
         return Err(AppError::invalid("username: at most 100 characters"));
     }
     if !matches!(c.rtsp_transport.as_str(), "tcp" | "udp") {
@@ -299,15 +315,22 @@ pub fn validate(c: &CameraRow) -> AppResult<()> {
         return Err(AppError::invalid("frame_rate: between 1 and 30"));
     }
     if c.motion_cooldown > 3600 {
-        return Err(AppError::invalid("motion_cooldown: between 0 and 3600 seconds"));
+        return Err(AppError::invalid(
+            "motion_cooldown: between 0 and 3600 seconds",
+        ));
     }
     model::validate_zones(&c.detection_zones).map_err(AppError::invalid)?;
     if let Some(s) = &c.detection_schedule {
         model::validate_schedule(s).map_err(AppError::invalid)?;
     }
     check_filter(&c.object_filter)?;
-    if c.prompt_override.as_deref().is_some_and(|p| p.chars().count() > 2000) {
-        return Err(AppError::invalid("prompt_override: at most 2000 characters"));
+    if c.prompt_override
+        .as_deref()
+        .is_some_and(|p| p.chars().count() > 2000)
+    {
+        return Err(AppError::invalid(
+            "prompt_override: at most 2000 characters",
+        ));
     }
     Ok(())
 }
@@ -329,7 +352,11 @@ async fn to_dto(ctx: &Ctx, row: CameraRow) -> CameraDto {
     security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
 pub async fn list(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let q: CameraListQuery = query(req.uri().query())?;
-    let rows = ctx.state.store.read(move |c| rows::list(c, q.is_enabled)).await?;
+    let rows = ctx
+        .state
+        .store
+        .read(move |c| rows::list(c, q.is_enabled))
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push(to_dto(&ctx, r).await);
@@ -376,7 +403,9 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         is_enabled: b.is_enabled.unwrap_or(true),
         motion_enabled: b.motion_enabled.unwrap_or(true),
         motion_sensitivity: b.motion_sensitivity.unwrap_or_default(),
-        motion_cooldown: b.motion_cooldown.unwrap_or(settings.default_motion_cooldown),
+        motion_cooldown: b
+            .motion_cooldown
+            .unwrap_or(settings.default_motion_cooldown),
         detection_zones: b.detection_zones.unwrap_or_default(),
         detection_schedule: b.detection_schedule,
         object_filter: b.object_filter.unwrap_or(settings.default_object_filter),
@@ -390,7 +419,10 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     };
     validate(&row)?;
     let saved = row.clone();
-    ctx.state.store.write(move |c| rows::insert(c, &saved)).await?;
+    ctx.state
+        .store
+        .write(move |c| rows::insert(c, &saved))
+        .await?;
     tracing::info!(camera.id = %row.id, camera.name = %row.name, "camera added");
     ctx.state.cameras_changed(&row.id);
     created(&to_dto(&ctx, row).await)
@@ -422,7 +454,10 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     row.updated_at = ctx.state.clock.now_ms();
     validate(&row)?;
     let saved = row.clone();
-    ctx.state.store.write(move |c| rows::update(c, &saved)).await?;
+    ctx.state
+        .store
+        .write(move |c| rows::update(c, &saved))
+        .await?;
     ctx.state.cameras_changed(&row.id);
     ok(&to_dto(&ctx, row).await)
 }
@@ -432,10 +467,9 @@ fn apply_update(r: &mut CameraRow, u: CameraUpdate, keys: &crate::crypto::Keys) 
         r.name = v.trim().to_string();
     }
     if let Some(v) = u.camera_type {
-        if v == CameraType::Protect || r.camera_type == CameraType::Protect {
-            if v != r.camera_type {
-                return Err(AppError::invalid("type: cannot change to or from protect"));
-            }
+        if (v == CameraType::Protect || r.camera_type == CameraType::Protect) && v != r.camera_type
+        {
+            return Err(AppError::invalid("type: cannot change to or from protect"));
         }
         r.camera_type = v;
     }
@@ -517,7 +551,11 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Camera", &id)?;
     let cam = id.clone();
-    let paths = ctx.state.store.write(move |c| rows::delete(c, &cam)).await?;
+    let paths = ctx
+        .state
+        .store
+        .write(move |c| rows::delete(c, &cam))
+        .await?;
     ctx.state.remove_files(paths).await;
     ctx.state.cameras_changed(&id);
     tracing::info!(camera.id = %id, "camera deleted");

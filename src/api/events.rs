@@ -52,7 +52,10 @@ pub struct EventDto {
 
 impl EventDto {
     pub fn from_row(r: EventRow, camera_name: Option<String>) -> Self {
-        let thumb = r.thumbnail_path.as_ref().map(|_| format!("/api/v1/events/{}/thumbnail", r.id));
+        let thumb = r
+            .thumbnail_path
+            .as_ref()
+            .map(|_| format!("/api/v1/events/{}/thumbnail", r.id));
         EventDto {
             thumbnail_url: thumb,
             camera_name,
@@ -101,10 +104,16 @@ pub struct EventFilterQuery {
 
 impl EventFilterQuery {
     pub fn to_filter(&self) -> AppResult<EventFilter> {
-        let start_ms =
-            self.start_date.as_deref().map(|v| parse_time_param("start_date", v, false)).transpose()?;
-        let end_ms =
-            self.end_date.as_deref().map(|v| parse_time_param("end_date", v, true)).transpose()?;
+        let start_ms = self
+            .start_date
+            .as_deref()
+            .map(|v| parse_time_param("start_date", v, false))
+            .transpose()?;
+        let end_ms = self
+            .end_date
+            .as_deref()
+            .map(|v| parse_time_param("end_date", v, true))
+            .transpose()?;
         if let (Some(s), Some(e)) = (start_ms, end_ms) {
             if s > e {
                 return Err(AppError::invalid("end_date: must not be before start_date"));
@@ -113,13 +122,22 @@ impl EventFilterQuery {
         if self.min_confidence.is_some_and(|m| m > 100) {
             return Err(AppError::invalid("min_confidence: between 0 and 100"));
         }
-        if self.search.as_deref().is_some_and(|s| s.chars().count() > 500) {
+        if self
+            .search
+            .as_deref()
+            .is_some_and(|s| s.chars().count() > 500)
+        {
             return Err(AppError::invalid("search: at most 500 characters"));
         }
         let detection_types = self
             .detection_type
             .as_deref()
-            .map(|s| s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(EventFilter {
             camera_id: self.camera_id.clone().filter(|c| !c.is_empty()),
@@ -160,7 +178,10 @@ struct EventFilterQueryFlat {
 
 fn num<T: std::str::FromStr>(name: &str, v: Option<String>, what: &str) -> AppResult<Option<T>> {
     v.filter(|s| !s.is_empty())
-        .map(|s| s.parse::<T>().map_err(|_| AppError::invalid(format!("{name}: {what}"))))
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|_| AppError::invalid(format!("{name}: {what}")))
+        })
         .transpose()
 }
 
@@ -177,7 +198,9 @@ fn parse_list_query(q: Option<&str>) -> AppResult<(PageQuery, EventFilterQuery)>
         start_date: f.start_date.filter(|s| !s.is_empty()),
         end_date: f.end_date.filter(|s| !s.is_empty()),
         min_confidence: num::<u16>("min_confidence", f.min_confidence, "between 0 and 100")?
-            .map(|v| u8::try_from(v).map_err(|_| AppError::invalid("min_confidence: between 0 and 100")))
+            .map(|v| {
+                u8::try_from(v).map_err(|_| AppError::invalid("min_confidence: between 0 and 100"))
+            })
             .transpose()?,
         search: f.search,
     };
@@ -242,7 +265,9 @@ pub async fn thumbnail(ctx: Ctx) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Event", &id)?;
     let row = ctx.state.store.read(move |c| rows::get(c, &id)).await?;
-    let rel = row.thumbnail_path.ok_or_else(|| AppError::not_found("This event has no snapshot"))?;
+    let rel = row
+        .thumbnail_path
+        .ok_or_else(|| AppError::not_found("This event has no snapshot"))?;
     let path = ctx.state.cfg.data_dir.join(&rel);
     let bytes = tokio::fs::read(&path).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -286,7 +311,12 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     use base64::Engine;
     let b: EventCreate = read_json(req, ctx.state.cfg.http.max_upload_bytes).await?;
     let now = ctx.state.clock.now_ms();
-    let ts = b.timestamp.as_deref().map(|t| parse_time_param("timestamp", t, false)).transpose()?.unwrap_or(now);
+    let ts = b
+        .timestamp
+        .as_deref()
+        .map(|t| parse_time_param("timestamp", t, false))
+        .transpose()?
+        .unwrap_or(now);
     if !EVENT_TYPES.contains(&b.detection_type.as_str()) {
         return Err(AppError::invalid(format!(
             "detection_type: one of {}",
@@ -297,12 +327,19 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     if confidence > 100 {
         return Err(AppError::invalid("confidence: between 0 and 100"));
     }
-    if b.description.as_deref().is_some_and(|d| d.chars().count() > 5000) {
+    if b.description
+        .as_deref()
+        .is_some_and(|d| d.chars().count() > 5000)
+    {
         return Err(AppError::invalid("description: at most 5000 characters"));
     }
-    let objects = b.objects_detected.unwrap_or_else(|| vec![b.detection_type.clone()]);
+    let objects = b
+        .objects_detected
+        .unwrap_or_else(|| vec![b.detection_type.clone()]);
     if objects.len() > 32 || objects.iter().any(|o| o.is_empty() || o.len() > 32) {
-        return Err(AppError::invalid("objects_detected: up to 32 names of 1-32 characters"));
+        return Err(AppError::invalid(
+            "objects_detected: up to 32 names of 1-32 characters",
+        ));
     }
     let jpeg = match b.thumbnail_base64.as_deref() {
         Some(s) => {
@@ -408,7 +445,12 @@ pub async fn stats(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
         return Err(AppError::invalid("tz_offset_minutes: between -840 and 840"));
     }
     let now = ctx.state.clock.now_ms();
-    let end = q.end_date.as_deref().map(|v| parse_time_param("end_date", v, true)).transpose()?.unwrap_or(now);
+    let end = q
+        .end_date
+        .as_deref()
+        .map(|v| parse_time_param("end_date", v, true))
+        .transpose()?
+        .unwrap_or(now);
     let start = q
         .start_date
         .as_deref()
@@ -427,12 +469,21 @@ pub async fn stats(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
     let (s, names) = ctx
         .state
         .store
-        .read(move |c| Ok((rows::stats(c, &filter, tz)?, crate::store::cameras::names(c)?)))
+        .read(move |c| {
+            Ok((
+                rows::stats(c, &filter, tz)?,
+                crate::store::cameras::names(c)?,
+            ))
+        })
         .await?;
     let mut by_camera: Vec<CameraCount> = s
         .by_camera
         .into_iter()
-        .map(|(id, count)| CameraCount { camera_name: names.get(&id).cloned(), camera_id: id, count })
+        .map(|(id, count)| CameraCount {
+            camera_name: names.get(&id).cloned(),
+            camera_id: id,
+            count,
+        })
         .collect();
     by_camera.sort_by(|a, b| b.count.cmp(&a.count).then(a.camera_id.cmp(&b.camera_id)));
     ok(&EventStatsDto {
@@ -442,7 +493,11 @@ pub async fn stats(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
         by_camera,
         by_detection_type: s.by_detection_type.into_iter().collect(),
         by_hour: s.by_hour.to_vec(),
-        by_day: s.by_day.into_iter().map(|(date, count)| DayCount { date, count }).collect(),
+        by_day: s
+            .by_day
+            .into_iter()
+            .map(|(date, count)| DayCount { date, count })
+            .collect(),
     })
 }
 
@@ -461,7 +516,11 @@ const CSV_HEADER: &str = "id,timestamp,camera_id,camera_name,detection_type,conf
 
 fn csv_row(out: &mut String, r: &EventRow, camera_name: &str) {
     let ts = crate::clock::format_rfc3339(r.ts);
-    let thumb = r.thumbnail_path.as_ref().map(|_| format!("/api/v1/events/{}/thumbnail", r.id)).unwrap_or_default();
+    let thumb = r
+        .thumbnail_path
+        .as_ref()
+        .map(|_| format!("/api/v1/events/{}/thumbnail", r.id))
+        .unwrap_or_default();
     let confidence = r.confidence.to_string();
     let objects = r.objects_detected.join(";");
     let fields: [&str; 11] = [
@@ -549,7 +608,10 @@ pub async fn export(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, "text/csv; charset=utf-8")
-        .header(CONTENT_DISPOSITION, format!("attachment; filename=\"argus-events-{day}.csv\""))
+        .header(
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"argus-events-{day}.csv\""),
+        )
         .body(body)
         .expect("static headers are valid"))
 }

@@ -36,11 +36,17 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn param(&self, name: &str) -> &str {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     pub fn principal(&self) -> AppResult<&Principal> {
-        self.principal.as_ref().ok_or_else(|| AppError::unauthenticated("Not authenticated"))
+        self.principal
+            .as_ref()
+            .ok_or_else(|| AppError::unauthenticated("Not authenticated"))
     }
 
     /// Upper bound for JSON bodies.
@@ -87,7 +93,13 @@ pub struct Page<T: ToSchema> {
 
 impl<T: ToSchema> Page<T> {
     pub fn new(items: Vec<T>, total: u64, page: u32, limit: u32) -> Self {
-        Page { items, total, page, limit, pages: total.div_ceil(limit as u64) }
+        Page {
+            items,
+            total,
+            page,
+            limit,
+            pages: total.div_ceil(limit as u64),
+        }
     }
 }
 
@@ -159,7 +171,9 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
 /// last millisecond of that day (for inclusive end dates).
 pub fn parse_time_param(name: &str, v: &str, end_of_day: bool) -> AppResult<i64> {
     let ms = crate::clock::parse_time(v).ok_or_else(|| {
-        AppError::invalid(format!("{name}: use RFC 3339 (2025-01-31T18:00:00Z) or YYYY-MM-DD"))
+        AppError::invalid(format!(
+            "{name}: use RFC 3339 (2025-01-31T18:00:00Z) or YYYY-MM-DD"
+        ))
     })?;
     if end_of_day && v.len() == 10 {
         Ok(ms + 86_400_000 - 1)

@@ -91,9 +91,13 @@ mod tests {
         for (p, item) in paths {
             for m in item.as_object().unwrap().keys() {
                 documented += 1;
-                let path = p.strip_prefix("/api/v1").expect("documented paths are under /api/v1");
+                let path = p
+                    .strip_prefix("/api/v1")
+                    .expect("documented paths are under /api/v1");
                 assert!(
-                    ROUTES.iter().any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(m)),
+                    ROUTES
+                        .iter()
+                        .any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(m)),
                     "{m} {p} is documented but not routed"
                 );
             }
@@ -101,7 +105,10 @@ mod tests {
         for r in ROUTES {
             let p = format!("/api/v1{}", r.path);
             let m = r.method.as_str().to_ascii_lowercase();
-            assert!(paths.get(&p).and_then(|i| i.get(&m)).is_some(), "{m} {p} is routed but not documented");
+            assert!(
+                paths.get(&p).and_then(|i| i.get(&m)).is_some(),
+                "{m} {p} is routed but not documented"
+            );
         }
         assert_eq!(documented, ROUTES.len());
     }

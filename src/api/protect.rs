@@ -10,7 +10,8 @@ use hyper::{Request, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-const NOT_YET: &str = "UniFi Protect support arrives with issue 6; no controller was contacted or stored";
+const NOT_YET: &str =
+    "UniFi Protect support arrives with issue 6; no controller was contacted or stored";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -149,7 +149,9 @@ fn table() -> &'static Table {
         }
         let mut router = matchit::Router::new();
         for (p, v) in by_path {
-            router.insert(p, v).expect("route table paths are valid and distinct");
+            router
+                .insert(p, v)
+                .expect("route table paths are valid and distinct");
         }
         Table { router }
     })
@@ -167,10 +169,15 @@ pub fn find(method: &Method, path: &str) -> Found {
     let Ok(m) = table().router.at(path) else {
         return Found::NotFound;
     };
-    let params: Vec<(String, String)> =
-        m.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let params: Vec<(String, String)> = m
+        .params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for &i in m.value {
-        if ROUTES[i].method == *method || (*method == Method::HEAD && ROUTES[i].method == Method::GET) {
+        if ROUTES[i].method == *method
+            || (*method == Method::HEAD && ROUTES[i].method == Method::GET)
+        {
             return Found::Route(&ROUTES[i], params);
         }
     }

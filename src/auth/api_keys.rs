@@ -29,7 +29,12 @@ pub struct NewKey {
 }
 
 /// Validates the request, stores the key's hash, and returns the row and the key (shown once).
-pub fn create(conn: &rusqlite::Connection, keys: &Keys, k: NewKey, now: i64) -> StoreResult<(ApiKeyRow, String)> {
+pub fn create(
+    conn: &rusqlite::Connection,
+    keys: &Keys,
+    k: NewKey,
+    now: i64,
+) -> StoreResult<(ApiKeyRow, String)> {
     let secret = random_token(RANDOM_CHARS);
     let full = format!("{KEY_PREFIX}{secret}");
     let mut scopes = k.scopes;
@@ -60,7 +65,9 @@ pub fn validate_new(name: &str, scopes: &[Scope], rate: u32) -> Result<(), Strin
         return Err("name: 1 to 100 characters".into());
     }
     if scopes.is_empty() {
-        return Err("scopes: give at least one of read:events, read:cameras, write:cameras, admin".into());
+        return Err(
+            "scopes: give at least one of read:events, read:cameras, write:cameras, admin".into(),
+        );
     }
     if !(1..=100_000).contains(&rate) {
         return Err("rate_limit_per_minute: between 1 and 100000".into());
@@ -77,7 +84,10 @@ pub(super) async fn verify(a: &Authenticator, key: &str) -> AppResult<Principal>
     let lookup = secret[..LOOKUP_CHARS].to_string();
     let candidates = a.store.read(move |c| rows::by_lookup(c, &lookup)).await?;
     let hash = a.keys.api_key_hash(key);
-    let row = candidates.into_iter().find(|r| ct_eq(&r.key_hash, &hash)).ok_or_else(invalid)?;
+    let row = candidates
+        .into_iter()
+        .find(|r| ct_eq(&r.key_hash, &hash))
+        .ok_or_else(invalid)?;
     if row.revoked_at.is_some() {
         return Err(AppError::unauthenticated("API key has been revoked"));
     }

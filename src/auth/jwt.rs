@@ -35,7 +35,9 @@ pub fn decode(secret: &[u8], token: &str) -> Option<Claims> {
     v.validate_exp = false;
     v.required_spec_claims.clear();
     let key = DecodingKey::from_secret(secret).ok()?;
-    jsonwebtoken::decode::<Claims>(token, &key, &v).ok().map(|d| d.claims)
+    jsonwebtoken::decode::<Claims>(token, &key, &v)
+        .ok()
+        .map(|d| d.claims)
 }
 
 pub(super) async fn verify_session(a: &Authenticator, token: &str) -> AppResult<Principal> {
@@ -81,7 +83,13 @@ mod tests {
 
     #[test]
     fn sign_decode_and_tamper() {
-        let c = Claims { sub: "u".into(), sid: "s".into(), username: "admin".into(), iat: 1, exp: 2 };
+        let c = Claims {
+            sub: "u".into(),
+            sid: "s".into(),
+            username: "admin".into(),
+            iat: 1,
+            exp: 2,
+        };
         let t = sign(b"0123456789abcdef0123456789abcdef", &c);
         let d = decode(b"0123456789abcdef0123456789abcdef", &t).unwrap();
         assert_eq!(d.sid, "s");

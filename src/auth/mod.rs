@@ -71,7 +71,10 @@ impl Principal {
         if self.allows(needed) {
             Ok(())
         } else {
-            Err(AppError::forbidden(format!("This needs the {} scope", needed.as_str())))
+            Err(AppError::forbidden(format!(
+                "This needs the {} scope",
+                needed.as_str()
+            )))
         }
     }
 
@@ -79,9 +82,9 @@ impl Principal {
     pub fn user(&self) -> AppResult<&UserPrincipal> {
         match self {
             Principal::User(u) => Ok(u),
-            Principal::ApiKey(_) => {
-                Err(AppError::forbidden("This endpoint needs a user login, not an API key"))
-            }
+            Principal::ApiKey(_) => Err(AppError::forbidden(
+                "This endpoint needs a user login, not an API key",
+            )),
         }
     }
 }
@@ -115,7 +118,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 impl Authenticator {
     pub async fn authenticate(&self, c: Credentials<'_>) -> AppResult<Principal> {
         if let Some(v) = c.headers.get("x-api-key") {
-            let key = v.to_str().map_err(|_| AppError::unauthenticated("Invalid API key"))?;
+            let key = v
+                .to_str()
+                .map_err(|_| AppError::unauthenticated("Invalid API key"))?;
             return self.api_key(key).await;
         }
         if let Some(v) = c.headers.get(AUTHORIZATION) {

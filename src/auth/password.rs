@@ -17,7 +17,9 @@ pub fn hash(password: &str) -> String {
 /// Checks a password against a PHC string. CPU-heavy: call it off the async runtime.
 pub fn verify(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -38,7 +40,9 @@ pub fn check_policy(password: &str) -> Result<(), String> {
         password.chars().any(|c| !c.is_alphanumeric()),
     ];
     if classes.iter().filter(|x| **x).count() < 2 {
-        return Err("new_password: mix at least two of lower case, upper case, digits, symbols".into());
+        return Err(
+            "new_password: mix at least two of lower case, upper case, digits, symbols".into(),
+        );
     }
     Ok(())
 }

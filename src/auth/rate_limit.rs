@@ -41,11 +41,17 @@ impl KeyRateLimits {
     pub fn check(&self, key_id: &str, per_minute: u32) -> RateStatus {
         let limiter = {
             let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = map
-                .entry(key_id.to_string())
-                .or_insert_with(|| (per_minute, Arc::new(RateLimiter::direct(quota_per_minute(per_minute)).with_middleware())));
+            let entry = map.entry(key_id.to_string()).or_insert_with(|| {
+                (
+                    per_minute,
+                    Arc::new(RateLimiter::direct(quota_per_minute(per_minute)).with_middleware()),
+                )
+            });
             if entry.0 != per_minute {
-                *entry = (per_minute, Arc::new(RateLimiter::direct(quota_per_minute(per_minute)).with_middleware()));
+                *entry = (
+                    per_minute,
+                    Arc::new(RateLimiter::direct(quota_per_minute(per_minute)).with_middleware()),
+                );
             }
             entry.1.clone()
         };
@@ -83,14 +89,21 @@ impl LoginLimiter {
     pub fn new(attempts_per_15min: u32) -> Self {
         let n = NonZeroU32::new(attempts_per_15min.max(1)).expect("non-zero");
         let period = Duration::from_secs(15 * 60) / n.get();
-        let quota = Quota::with_period(period).expect("non-zero period").allow_burst(n);
-        LoginLimiter { limiter: RateLimiter::keyed(quota) }
+        let quota = Quota::with_period(period)
+            .expect("non-zero period")
+            .allow_burst(n);
+        LoginLimiter {
+            limiter: RateLimiter::keyed(quota),
+        }
     }
 
     /// `Err(seconds to wait)` when the IP has used its attempts.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         self.limiter.check_key(&ip).map_err(|nu| {
-            nu.wait_time_from(DefaultClock::default().now()).as_secs_f64().ceil().max(1.0) as u64
+            nu.wait_time_from(DefaultClock::default().now())
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64
         })
     }
 }
@@ -111,7 +124,10 @@ mod tests {
         assert_eq!(third.remaining, 0);
         let fourth = l.check("k", 3);
         assert!(!fourth.allowed);
-        assert!(fourth.reset_after_s >= 1 && fourth.reset_after_s <= 20, "{fourth:?}");
+        assert!(
+            fourth.reset_after_s >= 1 && fourth.reset_after_s <= 20,
+            "{fourth:?}"
+        );
         // Another key has its own budget.
         assert!(l.check("other", 3).allowed);
         // A changed limit takes effect at once.

@@ -15,7 +15,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 pub fn empty() -> Body {
@@ -42,7 +44,10 @@ pub fn created<T: Serialize + ?Sized>(value: &T) -> AppResult<Response<Body>> {
 }
 
 pub fn no_content() -> AppResult<Response<Body>> {
-    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(empty()).expect("valid"))
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(empty())
+        .expect("valid"))
 }
 
 /// The one place an [`AppError`] becomes a response.
@@ -57,7 +62,9 @@ pub fn error_response(e: &AppError) -> Response<Body> {
         Response::builder()
             .status(StatusCode::INTERNAL_SERVER_ERROR)
             .header(CONTENT_TYPE, "application/json")
-            .body(full(r#"{"detail":"Internal server error","status_code":500}"#))
+            .body(full(
+                r#"{"detail":"Internal server error","status_code":500}"#,
+            ))
             .expect("static response is valid")
     })
 }
@@ -68,8 +75,14 @@ fn is_json(req: &Request<Incoming>) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -77,17 +90,35 @@ fn is_json(req: &Request<Incoming>) -> bool {
 /// Reads the whole body, refusing more than `limit` bytes with 413.
 pub async fn read_bytes(req: Request<Incoming>, limit: usize) -> AppResult<Bytes> {
     let too_large = || {
-        AppError::new(ErrorKind::PayloadTooLarge, format!("Request body is larger than {limit} bytes"))
+        AppError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("Request body is larger than {limit} bytes"),
+        )
     };
-    if let Some(len) = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
-        if len.parse::<u64>().map(|n| n > limit as u64).unwrap_or(false) {
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if len
+            .parse::<u64>()
+            .map(|n| n > limit as u64)
+            .unwrap_or(false)
+        {
             return Err(too_large());
         }
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(AppError::bad_request(format!("Could not read the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(AppError::bad_request(format!(
+            "Could not read the request body: {e}"
+        ))),
     }
 }
 
@@ -104,7 +135,9 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>, limit: usize
     // Every request body of this API is an object; say so rather than reporting `[0]`.
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => parse_json(&bytes),
-        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() => parse_json(&bytes),
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() => {
+            parse_json(&bytes)
+        }
         Some(_) => Err(AppError::invalid("body: a JSON object is required")),
     }
 }
@@ -131,7 +164,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
 /// serde_json appends " at line L column C"; keep it only for syntax errors.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
-        Some(i) if !msg.starts_with("expected") && !msg.starts_with("EOF") && !msg.contains("key must") => {
+        Some(i)
+            if !msg.starts_with("expected")
+                && !msg.starts_with("EOF")
+                && !msg.contains("key must") =>
+        {
             msg[..i].to_string()
         }
         _ => msg.to_string(),

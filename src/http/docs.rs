@@ -17,7 +17,9 @@ const REDOC_JS: &[u8] = include_bytes!("assets/redoc.standalone.js.gz");
 fn asset(ctype: &str, bytes: &'static [u8], gzip: bool) -> Response<Body> {
     let mut b = Response::builder().header(CONTENT_TYPE, ctype);
     if gzip {
-        b = b.header(CONTENT_ENCODING, "gzip").header(CACHE_CONTROL, "public, max-age=86400");
+        b = b
+            .header(CONTENT_ENCODING, "gzip")
+            .header(CACHE_CONTROL, "public, max-age=86400");
     }
     b.body(full(bytes)).expect("static headers are valid")
 }
@@ -25,7 +27,11 @@ fn asset(ctype: &str, bytes: &'static [u8], gzip: bool) -> Response<Body> {
 /// The documentation routes; `None` for any other path.
 pub fn serve(path: &str, method: &Method) -> Option<AppResult<Response<Body>>> {
     let resp = match path {
-        "/openapi.json" => asset("application/json", crate::api::openapi::json().as_bytes(), false),
+        "/openapi.json" => asset(
+            "application/json",
+            crate::api::openapi::json().as_bytes(),
+            false,
+        ),
         "/docs" | "/docs/" => asset("text/html; charset=utf-8", DOCS_HTML.as_bytes(), false),
         "/redoc" | "/redoc/" => asset("text/html; charset=utf-8", REDOC_HTML.as_bytes(), false),
         "/docs/swagger-ui-bundle.js" => asset("text/javascript", SWAGGER_JS, true),

@@ -56,12 +56,15 @@ pub async fn serve(
             match tls {
                 None => serve_connection(TokioIo::new(tcp), state, peer, stop).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
                         Ok(Ok(s)) => serve_connection(TokioIo::new(s), state, peer, stop).await,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, client.ip = %peer.ip(), "TLS handshake failed")
                         }
-                        Err(_) => tracing::debug!(client.ip = %peer.ip(), "TLS handshake timed out"),
+                        Err(_) => {
+                            tracing::debug!(client.ip = %peer.ip(), "TLS handshake timed out")
+                        }
                     }
                 }
             }
@@ -74,8 +77,12 @@ pub async fn serve(
 }
 
 /// Serves one connection; on shutdown it finishes the request in flight and closes.
-async fn serve_connection<I>(io: I, state: Arc<AppState>, peer: SocketAddr, mut stop: watch::Receiver<bool>)
-where
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let stop_rx = stop.clone();
@@ -85,7 +92,9 @@ where
         async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer, stop_rx).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let res = tokio::select! {
@@ -119,7 +128,10 @@ async fn handle(
             error_response(&e)
         }
     };
-    resp.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    resp.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
@@ -168,7 +180,11 @@ async fn serve_inner(
             }
             return Err(AppError::new(
                 ErrorKind::MethodNotAllowed,
-                format!("{} is not allowed on {path}; use {}", req.method(), names.join(", ")),
+                format!(
+                    "{} is not allowed on {path}; use {}",
+                    req.method(),
+                    names.join(", ")
+                ),
             )
             .with_header(ALLOW.as_str(), names.join(", ")));
         }
@@ -179,7 +195,10 @@ async fn serve_inner(
         _ => Some(
             state
                 .auth
-                .authenticate(Credentials { headers: req.headers(), query_token: None })
+                .authenticate(Credentials {
+                    headers: req.headers(),
+                    query_token: None,
+                })
                 .await?,
         ),
     };
@@ -204,13 +223,20 @@ async fn serve_inner(
             e.headers.extend(rate_headers);
             return Err(e);
         }
-        state.usage.record(&k.key_id, Some(peer.ip().to_string()), state.clock.now_ms());
+        state
+            .usage
+            .record(&k.key_id, Some(peer.ip().to_string()), state.clock.now_ms());
     }
 
     let result = authorise(route.access, route.op, principal.as_ref());
     let result = match result {
         Ok(()) => {
-            let ctx = Ctx { state: state.clone(), principal, params, peer };
+            let ctx = Ctx {
+                state: state.clone(),
+                principal,
+                params,
+                peer,
+            };
             api::dispatch(route.op, ctx, req).await
         }
         Err(e) => Err(e),

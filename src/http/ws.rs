@@ -12,7 +12,9 @@ use crate::model::Scope;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use hyper::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
@@ -49,9 +51,14 @@ fn header_is(h: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> boo
 
 /// True when a browser page from another site is trying to use the owner's cookie.
 fn cross_site_cookie(h: &HeaderMap, token: &Option<String>) -> bool {
-    let cookie_only = h.get("x-api-key").is_none() && h.get("authorization").is_none() && token.is_none();
-    let Some(origin) = h.get("origin").and_then(|v| v.to_str().ok()) else { return false };
-    let Some(host) = h.get("host").and_then(|v| v.to_str().ok()) else { return false };
+    let cookie_only =
+        h.get("x-api-key").is_none() && h.get("authorization").is_none() && token.is_none();
+    let Some(origin) = h.get("origin").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(host) = h.get("host").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
     let origin_host = origin.split_once("://").map(|(_, r)| r).unwrap_or(origin);
     cookie_only && !origin_host.eq_ignore_ascii_case(host)
 }
@@ -78,10 +85,15 @@ pub async fn upgrade(
     let token = query_token(&req);
     let principal = state
         .auth
-        .authenticate(Credentials { headers: req.headers(), query_token: token.as_deref() })
+        .authenticate(Credentials {
+            headers: req.headers(),
+            query_token: token.as_deref(),
+        })
         .await?;
     if cross_site_cookie(req.headers(), &token) {
-        return Err(AppError::forbidden("Cross-site WebSocket requests must authenticate explicitly"));
+        return Err(AppError::forbidden(
+            "Cross-site WebSocket requests must authenticate explicitly",
+        ));
     }
     if let Principal::User(u) = &principal {
         if u.must_change_password {
@@ -95,7 +107,9 @@ pub async fn upgrade(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 client(state, principal, creds, ws, stop).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
@@ -118,8 +132,18 @@ fn allowed(p: &Principal, topic: Topic) -> bool {
     }
 }
 
-async fn close(ws: &mut futures_util::stream::SplitSink<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, Message>, code: CloseCode, reason: &str) {
-    let frame = CloseFrame { code, reason: reason.to_string().into() };
+async fn close(
+    ws: &mut futures_util::stream::SplitSink<
+        WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+        Message,
+    >,
+    code: CloseCode,
+    reason: &str,
+) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
     let _ = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
 }
 
@@ -133,7 +157,10 @@ async fn client(
     let (mut tx, mut rx_ws) = ws.split();
     let mut rx = state.bus.subscribe();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    tracing::debug!(clients = state.bus.client_count(), "WebSocket client connected");
+    tracing::debug!(
+        clients = state.bus.client_count(),
+        "WebSocket client connected"
+    );
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {

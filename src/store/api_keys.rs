@@ -131,7 +131,12 @@ pub fn add_usage(conn: &mut Connection, deltas: &[(String, UsageDelta)]) -> Stor
              ON CONFLICT(key_id, day) DO UPDATE SET count = count + excluded.count",
         )?;
         for (id, d) in deltas {
-            upd.execute(rusqlite::params![id, d.count, d.last_used_at, d.last_used_ip])?;
+            upd.execute(rusqlite::params![
+                id,
+                d.count,
+                d.last_used_at,
+                d.last_used_ip
+            ])?;
             for (dd, n) in &d.per_day {
                 day.execute(rusqlite::params![id, dd, n])?;
             }

@@ -132,7 +132,11 @@ fn write(conn: &Connection, c: &CameraRow, insert: bool) -> StoreResult<()> {
             .to_string()
     };
     let zones = serde_json::to_string(&c.detection_zones)?;
-    let sched = c.detection_schedule.as_ref().map(serde_json::to_string).transpose()?;
+    let sched = c
+        .detection_schedule
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     let filter = serde_json::to_string(&c.object_filter)?;
     let smart = serde_json::to_string(&c.smart_detection_types)?;
     let res = conn.prepare_cached(&sql)?.execute(named_params! {
@@ -153,9 +157,10 @@ fn write(conn: &Connection, c: &CameraRow, insert: bool) -> StoreResult<()> {
     match res {
         Ok(0) => Err(StoreError::NotFound("Camera")),
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => {
-            Err(StoreError::Conflict(format!("A camera named {:?} already exists", c.name)))
-        }
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+            "A camera named {:?} already exists",
+            c.name
+        ))),
         Err(e) => Err(e.into()),
     }
 }

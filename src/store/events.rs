@@ -114,9 +114,9 @@ pub fn insert(conn: &Connection, e: &EventRow) -> StoreResult<()> {
     match res {
         Ok(_) => Ok(()),
         Err(err) if is_fk_violation(&err) => Err(StoreError::NotFound("Camera")),
-        Err(err) if super::is_unique_violation(&err) => {
-            Err(StoreError::Conflict("An event with this id already exists".into()))
-        }
+        Err(err) if super::is_unique_violation(&err) => Err(StoreError::Conflict(
+            "An event with this id already exists".into(),
+        )),
         Err(err) => Err(err.into()),
     }
 }
@@ -167,6 +167,12 @@ pub fn fts_query(text: &str) -> Option<String> {
 
 impl EventFilter {
     fn where_clause(&self, params: &mut Vec<Value>) -> String {
+        self.conditions(params, false)
+    }
+
+    /// The WHERE clause; with `counter_fields_only`, just the camera and type conditions, which
+    /// the `event_totals` table can answer.
+    fn conditions(&self, params: &mut Vec<Value>, counter_fields_only: bool) -> String {
         let mut parts: Vec<String> = Vec::new();
         if let Some(c) = &self.camera_id {
             params.push(Value::Text(c.clone()));
@@ -179,6 +185,9 @@ impl EventFilter {
                 marks.push(format!("?{}", params.len()));
             }
             parts.push(format!("detection_type IN ({})", marks.join(", ")));
+        }
+        if counter_fields_only {
+            return join_where(parts);
         }
         if let Some(s) = self.start_ms {
             params.push(Value::Integer(s));
@@ -199,11 +208,7 @@ impl EventFilter {
                 params.len()
             ));
         }
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", parts.join(" AND "))
-        }
+        join_where(parts)
     }
 
     /// True when the total can come from the `event_totals` counters.
@@ -212,6 +217,14 @@ impl EventFilter {
             && self.end_ms.is_none()
             && self.min_confidence.is_none()
             && self.search.as_deref().and_then(fts_query).is_none()
+    }
+}
+
+fn join_where(parts: Vec<String>) -> String {
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", parts.join(" AND "))
     }
 }
 
@@ -241,20 +254,7 @@ pub fn page(
 pub fn count(conn: &Connection, filter: &EventFilter) -> StoreResult<u64> {
     if filter.counters_suffice() {
         let mut params = Vec::new();
-        let mut parts = Vec::new();
-        if let Some(c) = &filter.camera_id {
-            params.push(Value::Text(c.clone()));
-            parts.push(format!("camera_id = ?{}", params.len()));
-        }
-        if !filter.detection_types.is_empty() {
-            let mut marks = Vec::new();
-            for t in &filter.detection_types {
-                params.push(Value::Text(t.clone()));
-                marks.push(format!("?{}", params.len()));
-            }
-            parts.push(format!("detection_type IN ({})", marks.join(", ")));
-        }
-        let wh = if parts.is_empty() { String::new() } else { format!("WHERE {}", parts.join(" AND ")) };
+        let wh = filter.conditions(&mut params, true);
         let sql = format!("SELECT COALESCE(SUM(n), 0) FROM event_totals {wh}");
         let n: i64 = conn
             .prepare_cached(&sql)?
@@ -264,8 +264,9 @@ pub fn count(conn: &Connection, filter: &EventFilter) -> StoreResult<u64> {
     let mut params = Vec::new();
     let wh = filter.where_clause(&mut params);
     let sql = format!("SELECT count(*) FROM events {wh}");
-    let n: i64 =
-        conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
     Ok(n as u64)
 }
 
@@ -335,24 +336,129 @@ pub fn totals_by_camera(conn: &Connection) -> StoreResult<BTreeMap<String, (u64,
         "SELECT camera_id, SUM(n), SUM(thumbnail_bytes) FROM event_totals GROUP BY camera_id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?.max(0) as u64, r.get::<_, i64>(2)?.max(0) as u64)))
+        Ok((
+            r.get::<_, String>(0)?,
+            (
+                r.get::<_, i64>(1)?.max(0) as u64,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ),
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Oldest and newest event time, through the `ts` index.
 pub fn time_span(conn: &Connection) -> StoreResult<(Option<i64>, Option<i64>)> {
-    Ok(conn.query_row("SELECT min(ts), max(ts) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    Ok(
+        conn.query_row("SELECT min(ts), max(ts) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?,
+    )
+}
+
+/// The SQL a page of `filter` runs, for query-plan checks.
+#[cfg(test)]
+fn page_sql(filter: &EventFilter) -> (String, String, Vec<Value>) {
+    let mut params = Vec::new();
+    let wh = filter.where_clause(&mut params);
+    (
+        format!("SELECT {COLUMNS} FROM events {wh} ORDER BY ts DESC, rowid DESC LIMIT 20 OFFSET 0"),
+        format!("SELECT count(*) FROM events {wh}"),
+        params,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// No page of events, and no total, is served by reading the whole table: every filter
+    /// combination walks an index (or the full-text index), and pages stop after `limit` rows.
+    #[test]
+    fn pages_and_totals_never_scan_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+        let cam = Some("c".to_string());
+        let filters = [
+            EventFilter::default(),
+            EventFilter {
+                camera_id: cam.clone(),
+                ..Default::default()
+            },
+            EventFilter {
+                detection_types: vec!["person".into()],
+                ..Default::default()
+            },
+            EventFilter {
+                start_ms: Some(1),
+                end_ms: Some(2),
+                ..Default::default()
+            },
+            EventFilter {
+                camera_id: cam.clone(),
+                start_ms: Some(1),
+                ..Default::default()
+            },
+            EventFilter {
+                min_confidence: Some(80),
+                ..Default::default()
+            },
+            EventFilter {
+                search: Some("red car".into()),
+                ..Default::default()
+            },
+            EventFilter {
+                camera_id: cam,
+                detection_types: vec!["person".into(), "vehicle".into()],
+                start_ms: Some(1),
+                end_ms: Some(2),
+                min_confidence: Some(50),
+                search: Some("door".into()),
+            },
+        ];
+        store
+            .read_blocking(|c| {
+                for f in &filters {
+                    let (page, count, params) = page_sql(f);
+                    for sql in [&page, &count] {
+                        let p = plan(c, sql, &params);
+                        for part in p.split(" | ") {
+                            let bare_scan =
+                                part.starts_with("SCAN events") && !part.contains("INDEX");
+                            assert!(!bare_scan, "{f:?}: full table scan in plan {p}");
+                        }
+                    }
+                    // The page itself is read in index order: no sort of all matches.
+                    let p = plan(c, &page, &params);
+                    if f.search.is_none() && f.min_confidence.is_none() {
+                        assert!(
+                            !p.contains("TEMP B-TREE FOR ORDER BY"),
+                            "{f:?}: sorts all matches: {p}"
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn fts_query_quotes_every_word() {
         assert_eq!(fts_query("red car"), Some("\"red\"* AND \"car\"*".into()));
-        assert_eq!(fts_query("\"OR NEAR("), Some("\"OR\"* AND \"NEAR\"*".into()));
+        assert_eq!(
+            fts_query("\"OR NEAR("),
+            Some("\"OR\"* AND \"NEAR\"*".into())
+        );
         assert_eq!(fts_query("  ** "), None);
     }
 }

@@ -40,12 +40,16 @@ mod tests {
         let mut c = Connection::open(&path).unwrap();
         upgrade(&mut c, &path).unwrap();
         upgrade(&mut c, &path).unwrap();
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         let n: i64 = c
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'events_fts'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'events_fts'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 1);
     }
@@ -55,7 +59,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let mut c = Connection::open(&path).unwrap();
-        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         let err = upgrade(&mut c, &path).unwrap_err();
         assert!(err.to_string().contains("newer than this build"), "{err}");
     }

@@ -35,9 +35,16 @@ pub enum StoreError {
         "the database at {path} has schema version {found}, newer than this build of argus \
          supports ({supported}); run a newer argus or restore a backup"
     )]
-    NewerSchema { path: String, found: i64, supported: i64 },
+    NewerSchema {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
     #[error("cannot open the database at {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("database task failed: {0}")]
@@ -115,7 +122,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl Store {
     /// Opens (creating if needed) `path` and brings its schema up to date.
     pub fn open(path: &Path) -> StoreResult<Store> {
-        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -139,7 +149,13 @@ impl Store {
     }
 
     fn reader(&self) -> StoreResult<Connection> {
-        if let Some(c) = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(c) = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+        {
             return Ok(c);
         }
         let conn = Connection::open_with_flags(

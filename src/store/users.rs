@@ -66,7 +66,10 @@ pub fn insert(conn: &Connection, u: &UserRow) -> StoreResult<()> {
 
 pub fn by_username(conn: &Connection, username: &str) -> StoreResult<Option<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([username], from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([username], from_row)
+        .optional()?)
 }
 
 pub fn get(conn: &Connection, id: &str) -> StoreResult<UserRow> {
@@ -82,7 +85,10 @@ pub fn first_admin(conn: &Connection) -> StoreResult<Option<UserRow>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM users WHERE role = 'admin' ORDER BY created_at, username LIMIT 1"
     );
-    Ok(conn.prepare_cached(&sql)?.query_row([], from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([], from_row)
+        .optional()?)
 }
 
 /// Sets a new password hash and revokes every session of the user except `keep_session`.

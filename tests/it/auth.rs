@@ -26,15 +26,27 @@ async fn first_boot_admin_must_change_password_and_it_is_not_logged() {
     assert_eq!(v["name"], json!("admin"));
     // A weak new password is refused, naming the field.
     let (s, v) = app
-        .post("/api/v1/auth/change-password", token, json!({"current_password": pw, "new_password": "short"}))
+        .post(
+            "/api/v1/auth/change-password",
+            token,
+            json!({"current_password": pw, "new_password": "short"}),
+        )
         .await;
     assert_error(s, &v, 422, "new_password");
     let (s, v) = app
-        .post("/api/v1/auth/change-password", token, json!({"current_password": "wrong", "new_password": ADMIN_PASSWORD}))
+        .post(
+            "/api/v1/auth/change-password",
+            token,
+            json!({"current_password": "wrong", "new_password": ADMIN_PASSWORD}),
+        )
         .await;
     assert_error(s, &v, 400, "current_password");
     let (s, _) = app
-        .post("/api/v1/auth/change-password", token, json!({"current_password": pw, "new_password": ADMIN_PASSWORD}))
+        .post(
+            "/api/v1/auth/change-password",
+            token,
+            json!({"current_password": pw, "new_password": ADMIN_PASSWORD}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     // The initial password file is gone, the old password no longer works, the new one does.
@@ -44,7 +56,9 @@ async fn first_boot_admin_must_change_password_and_it_is_not_logged() {
     let (s, v) = app.login("admin", ADMIN_PASSWORD).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["must_change_password"], json!(false));
-    let (s, _) = app.get("/api/v1/events", v["access_token"].as_str().unwrap()).await;
+    let (s, _) = app
+        .get("/api/v1/events", v["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -53,14 +67,28 @@ async fn login_sets_an_httponly_lax_cookie_that_authenticates() {
     let app = TestApp::start().await;
     app.admin_token().await;
     let (s, h, _) = app
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "ADMIN", "password": ADMIN_PASSWORD})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ADMIN", "password": ADMIN_PASSWORD})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     let cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.starts_with("access_token="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap();
-    let r = app.client.get(app.url("/api/v1/cameras")).header("cookie", pair).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/cameras"))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -85,7 +113,13 @@ async fn every_credential_failure_is_401_with_json() {
     let (s, v) = app.get("/api/v1/events", &bad).await;
     assert_error(s, &v, 401, "Invalid token");
     // A malformed Authorization header.
-    let r = app.client.get(app.url("/api/v1/events")).header("authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/events"))
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // A revoked key fails at once.
     let (id, key) = app.api_key(&admin, &["read:events"], None).await;
@@ -98,7 +132,13 @@ async fn every_credential_failure_is_401_with_json() {
     let (_, key2) = app.api_key(&admin, &["read:events"], None).await;
     let (s, _) = app.get("/api/v1/events", &key2.to_string()).await;
     assert_eq!(s, StatusCode::OK);
-    let r = app.client.get(app.url("/api/v1/events")).bearer_auth(&key2).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/events"))
+        .bearer_auth(&key2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -109,14 +149,22 @@ async fn expired_keys_and_tokens_are_refused() {
     let now = app.clock_now();
     let expires = argus::clock::format_rfc3339(now + 3_600_000);
     let (s, v) = app
-        .post("/api/v1/api-keys", &admin, json!({"name": "temp", "scopes": ["read:events"], "expires_at": expires}))
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "temp", "scopes": ["read:events"], "expires_at": expires}),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let key = v["key"].as_str().unwrap().to_string();
     assert_eq!(app.get("/api/v1/events", &key).await.0, StatusCode::OK);
     // Past expiry dates are refused at creation.
     let (s, v) = app
-        .post("/api/v1/api-keys", &admin, json!({"name": "old", "scopes": ["read:events"], "expires_at": "2001-01-01"}))
+        .post(
+            "/api/v1/api-keys",
+            &admin,
+            json!({"name": "old", "scopes": ["read:events"], "expires_at": "2001-01-01"}),
+        )
         .await;
     assert_error(s, &v, 422, "expires_at");
     // Two hours later the key has expired; after 25 hours so has the login (24 h sessions).
@@ -151,7 +199,11 @@ async fn scopes_are_enforced_on_every_route() {
     let (s, v) = app.get("/api/v1/events", &cams_w).await;
     assert_error(s, &v, 403, "read:events");
     // Admin-only routes.
-    for path in ["/api/v1/api-keys", "/api/v1/system/settings", "/api/v1/system/storage"] {
+    for path in [
+        "/api/v1/api-keys",
+        "/api/v1/system/settings",
+        "/api/v1/system/storage",
+    ] {
         let (s, v) = app.get(path, &cams_w).await;
         assert_error(s, &v, 403, "admin");
         assert_eq!(app.get(path, &adm).await.0, StatusCode::OK, "{path}");
@@ -161,11 +213,17 @@ async fn scopes_are_enforced_on_every_route() {
     assert_eq!(app.get("/api/v1/cameras", &adm).await.0, StatusCode::OK);
     // Password changes need a user login.
     let (s, v) = app
-        .post("/api/v1/auth/change-password", &adm, json!({"current_password": "a", "new_password": "b"}))
+        .post(
+            "/api/v1/auth/change-password",
+            &adm,
+            json!({"current_password": "a", "new_password": "b"}),
+        )
         .await;
     assert_error(s, &v, 403, "user login");
     // Public routes need nothing.
-    let (s, _, _) = app.call(Method::GET, "/api/v1/system/health", None, None).await;
+    let (s, _, _) = app
+        .call(Method::GET, "/api/v1/system/health", None, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -173,21 +231,44 @@ async fn scopes_are_enforced_on_every_route() {
 async fn logout_and_password_change_end_sessions_at_once() {
     let app = TestApp::start().await;
     app.admin_token().await;
-    let a = app.login("admin", ADMIN_PASSWORD).await.1["access_token"].as_str().unwrap().to_string();
-    let b = app.login("admin", ADMIN_PASSWORD).await.1["access_token"].as_str().unwrap().to_string();
-    let c = app.login("admin", ADMIN_PASSWORD).await.1["access_token"].as_str().unwrap().to_string();
-    let (s, h, _) = app.call(Method::POST, "/api/v1/auth/logout", Some(&a), None).await;
+    let a = app.login("admin", ADMIN_PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app.login("admin", ADMIN_PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = app.login("admin", ADMIN_PASSWORD).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, h, _) = app
+        .call(Method::POST, "/api/v1/auth/logout", Some(&a), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(h.get("set-cookie").unwrap().to_str().unwrap().contains("Max-Age=0"));
+    assert!(h
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     let (s, v) = app.get("/api/v1/events", &a).await;
     assert_error(s, &v, 401, "Session has ended");
     // Changing the password from session b ends session c but keeps b.
     let (s, _) = app
-        .post("/api/v1/auth/change-password", &b, json!({"current_password": ADMIN_PASSWORD, "new_password": "Another-Secret-7"}))
+        .post(
+            "/api/v1/auth/change-password",
+            &b,
+            json!({"current_password": ADMIN_PASSWORD, "new_password": "Another-Secret-7"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(app.get("/api/v1/events", &b).await.0, StatusCode::OK);
-    assert_eq!(app.get("/api/v1/events", &c).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/v1/events", &c).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -198,10 +279,21 @@ async fn login_attempts_are_limited_per_ip() {
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     let (s, h, v) = app
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": "admin", "password": app.initial_password()})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "admin", "password": app.initial_password()})),
+        )
         .await;
     assert_error(s, &v, 429, "Too many login attempts");
-    let wait: u64 = h.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    let wait: u64 = h
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=300).contains(&wait), "{wait}");
 }
 

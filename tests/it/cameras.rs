@@ -37,16 +37,34 @@ async fn camera_crud_keeps_secrets_secret() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["detection_zones"][0]["name"], json!("path"));
 
-    let (s, v) = app.put(&format!("/api/v1/cameras/{id}"), &admin, json!({"name": "Front", "password": null, "motion_cooldown": 30})).await;
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/cameras/{id}"),
+            &admin,
+            json!({"name": "Front", "password": null, "motion_cooldown": 30}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["name"], json!("Front"));
     assert_eq!(v["has_password"], json!(false));
     assert_eq!(v["motion_cooldown"], json!(30));
     assert_eq!(v["username"], json!("viewer"));
 
-    let (s, v) = app.post("/api/v1/cameras", &admin, json!({"name": "Front", "type": "usb", "device_index": 0})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Front", "type": "usb", "device_index": 0}),
+        )
+        .await;
     assert_error(s, &v, 409, "already exists");
-    let (s, v) = app.put(&format!("/api/v1/cameras/{id}"), &admin, json!({"frame_rate": 99})).await;
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/cameras/{id}"),
+            &admin,
+            json!({"frame_rate": 99}),
+        )
+        .await;
     assert_error(s, &v, 422, "frame_rate");
 
     let (s, list) = app.get("/api/v1/cameras", &admin).await;
@@ -69,17 +87,41 @@ async fn camera_validation_names_the_field() {
     let admin = app.admin_token().await;
     let cases = [
         (json!({"name": "a", "type": "rtsp"}), "rtsp_url"),
-        (json!({"name": "a", "type": "rtsp", "rtsp_url": "http://x/y"}), "rtsp_url"),
+        (
+            json!({"name": "a", "type": "rtsp", "rtsp_url": "http://x/y"}),
+            "rtsp_url",
+        ),
         (json!({"name": "a", "type": "usb"}), "device_index"),
         (json!({"name": "a", "type": "file"}), "file_path"),
         (json!({"name": "a", "type": "protect"}), "type"),
-        (json!({"name": " ", "type": "usb", "device_index": 0}), "name"),
-        (json!({"name": "a", "type": "usb", "device_index": 0, "motion_cooldown": 4000}), "motion_cooldown"),
-        (json!({"name": "a", "type": "usb", "device_index": 0, "motion_sensitivity": "extreme"}), "motion_sensitivity"),
-        (json!({"name": "a", "type": "usb", "device_index": 0, "object_filter": ["unicorn"]}), "object_filter"),
-        (json!({"name": "a", "type": "usb", "device_index": 0, "detection_zones": [{"vertices": [{"x": 0, "y": 0}]}]}), "detection_zones[0].vertices"),
-        (json!({"name": "a", "type": "usb", "device_index": 0, "detection_schedule": {"days": [7], "time_ranges": [{"start": "08:00", "end": "09:00"}]}}), "detection_schedule.days"),
-        (json!({"name": "a", "type": "usb", "device_index": 0, "detection_schedule": {"days": [1], "time_ranges": [{"start": "8am", "end": "09:00"}]}}), "detection_schedule.time_ranges[0]"),
+        (
+            json!({"name": " ", "type": "usb", "device_index": 0}),
+            "name",
+        ),
+        (
+            json!({"name": "a", "type": "usb", "device_index": 0, "motion_cooldown": 4000}),
+            "motion_cooldown",
+        ),
+        (
+            json!({"name": "a", "type": "usb", "device_index": 0, "motion_sensitivity": "extreme"}),
+            "motion_sensitivity",
+        ),
+        (
+            json!({"name": "a", "type": "usb", "device_index": 0, "object_filter": ["unicorn"]}),
+            "object_filter",
+        ),
+        (
+            json!({"name": "a", "type": "usb", "device_index": 0, "detection_zones": [{"vertices": [{"x": 0, "y": 0}]}]}),
+            "detection_zones[0].vertices",
+        ),
+        (
+            json!({"name": "a", "type": "usb", "device_index": 0, "detection_schedule": {"days": [7], "time_ranges": [{"start": "08:00", "end": "09:00"}]}}),
+            "detection_schedule.days",
+        ),
+        (
+            json!({"name": "a", "type": "usb", "device_index": 0, "detection_schedule": {"days": [1], "time_ranges": [{"start": "8am", "end": "09:00"}]}}),
+            "detection_schedule.time_ranges[0]",
+        ),
     ];
     for (body, field) in cases {
         let (s, v) = app.post("/api/v1/cameras", &admin, body.clone()).await;
@@ -88,7 +130,13 @@ async fn camera_validation_names_the_field() {
     let zones: Vec<_> = (0..11)
         .map(|_| json!({"vertices": [{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 1, "y": 1}]}))
         .collect();
-    let (s, v) = app.post("/api/v1/cameras", &admin, json!({"name": "z", "type": "usb", "device_index": 0, "detection_zones": zones})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "z", "type": "usb", "device_index": 0, "detection_zones": zones}),
+        )
+        .await;
     assert_error(s, &v, 422, "at most 10");
 }
 

@@ -36,7 +36,9 @@ impl TestApp {
 
     pub async fn start_in(dir: tempfile::TempDir, cfg: Config) -> TestApp {
         let clock = ManualClock::new(SystemClock.now_ms());
-        let deps = Deps { clock: Arc::new(clock.clone()) };
+        let deps = Deps {
+            clock: Arc::new(clock.clone()),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -57,7 +59,12 @@ impl TestApp {
             task: Some(task),
         };
         for _ in 0..200 {
-            if let Ok(r) = app.client.get(app.url("/api/v1/system/health")).send().await {
+            if let Ok(r) = app
+                .client
+                .get(app.url("/api/v1/system/health"))
+                .send()
+                .await
+            {
                 if r.status() == StatusCode::OK {
                     return app;
                 }
@@ -86,7 +93,13 @@ impl TestApp {
     }
 
     /// A request with an optional credential (`argus_...` key or JWT).
-    pub async fn call(&self, method: Method, path: &str, auth: Option<&str>, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut rb = self.client.request(method, self.url(path));
         if let Some(a) = auth {
             if a.starts_with("argus_") {
@@ -102,7 +115,11 @@ impl TestApp {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, headers, v)
     }
 
@@ -127,12 +144,20 @@ impl TestApp {
     }
 
     pub fn initial_password(&self) -> String {
-        std::fs::read_to_string(self.data_dir().join("initial-admin-password")).unwrap().trim().to_string()
+        std::fs::read_to_string(self.data_dir().join("initial-admin-password"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
         let (s, _, v) = self
-            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"username": username, "password": password})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
             .await;
         (s, v)
     }
@@ -158,20 +183,32 @@ impl TestApp {
     }
 
     /// Creates an API key through the API; returns (id, key).
-    pub async fn api_key(&self, admin: &str, scopes: &[&str], rate: Option<u32>) -> (String, String) {
+    pub async fn api_key(
+        &self,
+        admin: &str,
+        scopes: &[&str],
+        rate: Option<u32>,
+    ) -> (String, String) {
         let mut body = json!({"name": format!("test {}", scopes.join(" ")), "scopes": scopes});
         if let Some(r) = rate {
             body["rate_limit_per_minute"] = json!(r);
         }
         let (s, v) = self.post("/api/v1/api-keys", admin, body).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
-        (v["id"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string())
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["key"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Adds an RTSP camera; returns its id.
     pub async fn camera(&self, auth: &str, name: &str) -> String {
         let (s, v) = self
-            .post("/api/v1/cameras", auth, json!({"name": name, "type": "rtsp", "rtsp_url": "rtsp://192.0.2.10/stream"}))
+            .post(
+                "/api/v1/cameras",
+                auth,
+                json!({"name": name, "type": "rtsp", "rtsp_url": "rtsp://192.0.2.10/stream"}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["id"].as_str().unwrap().to_string()
@@ -198,7 +235,9 @@ impl Drop for TestApp {
 pub fn assert_error(status: StatusCode, body: &Value, want: u16, needle: &str) {
     assert_eq!(status.as_u16(), want, "body: {body}");
     assert_eq!(body["status_code"], json!(want), "body: {body}");
-    let d = body["detail"].as_str().unwrap_or_else(|| panic!("no detail in {body}"));
+    let d = body["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no detail in {body}"));
     assert!(d.contains(needle), "detail {d:?} lacks {needle:?}");
 }
 

@@ -5,7 +5,9 @@ use serde_json::json;
 #[tokio::test]
 async fn health_is_public_and_says_what_it_knows() {
     let app = TestApp::start().await;
-    let (s, _, v) = app.call(Method::GET, "/api/v1/system/health", None, None).await;
+    let (s, _, v) = app
+        .call(Method::GET, "/api/v1/system/health", None, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["status"], json!("ok"));
     assert_eq!(v["database"], json!(true));
@@ -27,17 +29,37 @@ async fn settings_are_typed_validated_and_persisted() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["retention_days"], json!(7));
     assert_eq!(v["ai_provider_order"], json!(["gemini", "openai"]));
-    let (s, v) = app.put("/api/v1/system/settings", &admin, json!({"retention": 7})).await;
+    let (s, v) = app
+        .put("/api/v1/system/settings", &admin, json!({"retention": 7}))
+        .await;
     assert_error(s, &v, 422, "retention");
-    let (s, v) = app.put("/api/v1/system/settings", &admin, json!({"ai_provider_order": ["skynet"]})).await;
+    let (s, v) = app
+        .put(
+            "/api/v1/system/settings",
+            &admin,
+            json!({"ai_provider_order": ["skynet"]}),
+        )
+        .await;
     assert_error(s, &v, 422, "ai_provider_order");
-    let (s, v) = app.put("/api/v1/system/settings", &admin, json!({"max_storage_bytes": 10})).await;
+    let (s, v) = app
+        .put(
+            "/api/v1/system/settings",
+            &admin,
+            json!({"max_storage_bytes": 10}),
+        )
+        .await;
     assert_error(s, &v, 422, "max_storage_bytes");
     // Nothing of the refused updates stuck.
     let (_, v) = app.get("/api/v1/system/settings", &admin).await;
     assert_eq!(v["retention_days"], json!(7));
     assert_eq!(v["ai_daily_cost_cap_usd"], json!(1.5));
-    let (_, v) = app.put("/api/v1/system/settings", &admin, json!({"ai_daily_cost_cap_usd": null})).await;
+    let (_, v) = app
+        .put(
+            "/api/v1/system/settings",
+            &admin,
+            json!({"ai_daily_cost_cap_usd": null}),
+        )
+        .await;
     assert!(v["ai_daily_cost_cap_usd"].is_null());
 }
 
@@ -65,7 +87,12 @@ async fn storage_reports_sizes_counts_and_policy() {
 #[tokio::test]
 async fn openapi_and_offline_docs() {
     let app = TestApp::start().await;
-    let r = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let doc: serde_json::Value = r.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
@@ -75,17 +102,33 @@ async fn openapi_and_offline_docs() {
     for (path, ctype) in [("/docs", "text/html"), ("/redoc", "text/html")] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ctype));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(ctype));
         let html = r.text().await.unwrap();
-        assert!(!html.contains("http://") && !html.contains("https://"), "{path} must not load anything from the internet");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{path} must not load anything from the internet"
+        );
     }
     // reqwest here has no gzip decoder, so the bytes arrive as stored.
-    let r = app.client.get(app.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let b = r.bytes().await.unwrap();
     assert_eq!(&b[..2], &[0x1f, 0x8b]);
     assert!(b.len() > 100_000);
-    let r = app.client.get(app.url("/redoc/redoc.standalone.js")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/redoc/redoc.standalone.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -117,7 +160,7 @@ async fn ssl_status_without_and_with_tls() {
         let _ = rx.await;
     }));
     // A plain HTTP request to the TLS port gets nowhere; a TLS client gets the health JSON.
-    let body = https_get(addr, &ck.cert.der().to_vec(), "/api/v1/system/health").await;
+    let body = https_get(addr, ck.cert.der(), "/api/v1/system/health").await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
     let _ = tx.send(());
@@ -128,7 +171,9 @@ async fn https_get(addr: std::net::SocketAddr, ca_der: &[u8], path: &str) -> Str
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pki_types::CertificateDer::from(ca_der.to_vec())).unwrap();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(ca_der.to_vec()))
+        .unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -149,7 +194,11 @@ async fn https_get(addr: std::net::SocketAddr, ca_der: &[u8], path: &str) -> Str
     };
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     tls.read_to_string(&mut out).await.unwrap();
     out

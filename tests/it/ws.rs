@@ -5,10 +5,13 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(app: &TestApp, query: &str, header: Option<(&str, &str)>) -> Result<Ws, u16> {
-    let mut req = format!("ws://{}/ws{query}", app.addr).into_client_request().unwrap();
+    let mut req = format!("ws://{}/ws{query}", app.addr)
+        .into_client_request()
+        .unwrap();
     if let Some((k, v)) = header {
         let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse().unwrap();
         req.headers_mut().insert(name, v.parse().unwrap());
@@ -24,7 +27,9 @@ async fn connect(app: &TestApp, query: &str, header: Option<(&str, &str)>) -> Re
 async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {
         match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return Some(serde_json::from_str(t.as_str()).unwrap())
+            }
             Ok(Some(Ok(_))) => continue,
             _ => return None,
         }
@@ -38,16 +43,30 @@ async fn websocket_needs_credentials() {
     assert_eq!(connect(&app, "", None).await.err(), Some(401));
     assert_eq!(connect(&app, "?token=garbage", None).await.err(), Some(401));
     let fake = format!("argus_{}", "B".repeat(40));
-    assert_eq!(connect(&app, "", Some(("x-api-key", &fake))).await.err(), Some(401));
-    assert!(connect(&app, &format!("?token={admin}"), None).await.is_ok());
-    assert!(connect(&app, "", Some(("authorization", &format!("Bearer {admin}")))).await.is_ok());
+    assert_eq!(
+        connect(&app, "", Some(("x-api-key", &fake))).await.err(),
+        Some(401)
+    );
+    assert!(connect(&app, &format!("?token={admin}"), None)
+        .await
+        .is_ok());
+    assert!(connect(
+        &app,
+        "",
+        Some(("authorization", &format!("Bearer {admin}")))
+    )
+    .await
+    .is_ok());
     let (_, key) = app.api_key(&admin, &["read:events"], None).await;
     assert!(connect(&app, "", Some(("x-api-key", &key))).await.is_ok());
     // A cookie sent by a page of another site is refused.
     let cookie = format!("access_token={admin}");
-    let mut req = format!("ws://{}/ws", app.addr).into_client_request().unwrap();
+    let mut req = format!("ws://{}/ws", app.addr)
+        .into_client_request()
+        .unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 403),
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
@@ -64,9 +83,15 @@ async fn events_fan_out_to_every_allowed_client() {
     let cam = app.camera(&admin, "Porch").await;
     let (_, events_key) = app.api_key(&admin, &["read:events"], None).await;
     let (_, cams_key) = app.api_key(&admin, &["read:cameras"], None).await;
-    let mut a = connect(&app, &format!("?token={admin}"), None).await.unwrap();
-    let mut b = connect(&app, "", Some(("x-api-key", &events_key))).await.unwrap();
-    let mut c = connect(&app, "", Some(("x-api-key", &cams_key))).await.unwrap();
+    let mut a = connect(&app, &format!("?token={admin}"), None)
+        .await
+        .unwrap();
+    let mut b = connect(&app, "", Some(("x-api-key", &events_key)))
+        .await
+        .unwrap();
+    let mut c = connect(&app, "", Some(("x-api-key", &cams_key)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let e = app.event(&admin, json!({"camera_id": cam, "detection_type": "person", "description": "someone at the door"})).await;
@@ -75,7 +100,10 @@ async fn events_fan_out_to_every_allowed_client() {
         assert_eq!(m["type"], json!("event.created"));
         assert_eq!(m["data"]["id"], e["id"]);
         assert_eq!(m["data"]["camera_name"], json!("Porch"));
-        assert_eq!(m["data"], e, "the message carries the event as GET /events/{{id}} returns it");
+        assert_eq!(
+            m["data"], e,
+            "the message carries the event as GET /events/{{id}} returns it"
+        );
         assert!(m["timestamp"].as_str().unwrap().ends_with('Z'));
     }
     // The key without read:events hears nothing about events.
@@ -84,7 +112,12 @@ async fn events_fan_out_to_every_allowed_client() {
     use futures_util::SinkExt;
     a.send(Message::text("ping")).await.unwrap();
     let pong = loop {
-        match tokio::time::timeout(Duration::from_secs(2), a.next()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(2), a.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             Message::Text(t) => break t.to_string(),
             _ => continue,
         }
@@ -101,7 +134,10 @@ async fn revoked_key_does_not_keep_listening_after_its_next_check() {
     let (id, key) = app.api_key(&admin, &["read:events"], None).await;
     let mut ws = connect(&app, "", Some(("x-api-key", &key))).await.unwrap();
     app.delete(&format!("/api/v1/api-keys/{id}"), &admin).await;
-    assert_eq!(connect(&app, "", Some(("x-api-key", &key))).await.err(), Some(401));
+    assert_eq!(
+        connect(&app, "", Some(("x-api-key", &key))).await.err(),
+        Some(401)
+    );
     app.stop().await;
     // Server shutdown sends a close frame (1001) or ends the stream.
     let mut closed = false;

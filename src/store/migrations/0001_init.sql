@@ -77,6 +77,7 @@ CREATE TABLE events (
 CREATE INDEX events_ts ON events(ts, camera_id, detection_type);
 CREATE INDEX events_camera_ts ON events(camera_id, ts);
 CREATE INDEX events_type_ts ON events(detection_type, ts);
+CREATE INDEX events_confidence ON events(confidence);
 CREATE UNIQUE INDEX events_protect_id ON events(protect_event_id) WHERE protect_event_id IS NOT NULL;
 
 -- Full-text search over descriptions, kept in sync by triggers.
