@@ -40,7 +40,7 @@ done
 echo "seeding $EVENTS events over 30 days on ${#cams[@]} cameras..." >&2
 start_ms=$(( $(date +%s) * 1000 - 30 * 86400000 ))
 t0=$(date +%s.%N)
-sqlite3 "$DATA/argus.db" <<SQL
+sqlite3 "$DATA/argus.db" >/dev/null <<SQL
 PRAGMA busy_timeout = 10000;
 BEGIN;
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $EVENTS - 1)

@@ -405,7 +405,8 @@ pub struct StatsQuery {
     pub start_date: Option<String>,
     /// Default: now.
     pub end_date: Option<String>,
-    /// Minutes east of UTC for hour-of-day and day buckets (-840 to 840, default 0).
+    /// Minutes east of UTC for hour-of-day and day buckets: a multiple of 15 from -840 to 840
+    /// (default 0).
     pub tz_offset_minutes: Option<i32>,
 }
 
@@ -441,8 +442,10 @@ pub struct EventStatsDto {
 pub async fn stats(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let q: StatsQuery = query(req.uri().query())?;
     let tz = q.tz_offset_minutes.unwrap_or(0);
-    if !(-840..=840).contains(&tz) {
-        return Err(AppError::invalid("tz_offset_minutes: between -840 and 840"));
+    if !(-840..=840).contains(&tz) || tz % 15 != 0 {
+        return Err(AppError::invalid(
+            "tz_offset_minutes: a multiple of 15 between -840 and 840",
+        ));
     }
     let now = ctx.state.clock.now_ms();
     let end = q
@@ -460,20 +463,13 @@ pub async fn stats(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
     if start > end {
         return Err(AppError::invalid("end_date: must not be before start_date"));
     }
-    let filter = EventFilter {
-        camera_id: q.camera_id.filter(|c| !c.is_empty()),
-        start_ms: Some(start),
-        end_ms: Some(end),
-        ..Default::default()
-    };
+    let camera = q.camera_id.filter(|c| !c.is_empty());
     let (s, names) = ctx
         .state
         .store
         .read(move |c| {
-            Ok((
-                rows::stats(c, &filter, tz)?,
-                crate::store::cameras::names(c)?,
-            ))
+            let s = rows::stats(c, camera.as_deref(), start, end, tz)?;
+            Ok((s, crate::store::cameras::names(c)?))
         })
         .await?;
     let mut by_camera: Vec<CameraCount> = s

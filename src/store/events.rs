@@ -167,12 +167,20 @@ pub fn fts_query(text: &str) -> Option<String> {
 
 impl EventFilter {
     fn where_clause(&self, params: &mut Vec<Value>) -> String {
-        self.conditions(params, false)
+        self.conditions(params, false, false)
     }
 
     /// The WHERE clause; with `counter_fields_only`, just the camera and type conditions, which
-    /// the `event_totals` table can answer.
-    fn conditions(&self, params: &mut Vec<Value>, counter_fields_only: bool) -> String {
+    /// the `event_totals` table can answer. With `ordered_walk`, the confidence and full-text
+    /// conditions are written so SQLite cannot drive the query from them (a unary `+`), and it
+    /// walks the time index instead, stopping after a page.
+    fn conditions(
+        &self,
+        params: &mut Vec<Value>,
+        counter_fields_only: bool,
+        ordered_walk: bool,
+    ) -> String {
+        let plus = if ordered_walk { "+" } else { "" };
         let mut parts: Vec<String> = Vec::new();
         if let Some(c) = &self.camera_id {
             params.push(Value::Text(c.clone()));
@@ -199,12 +207,12 @@ impl EventFilter {
         }
         if let Some(m) = self.min_confidence {
             params.push(Value::Integer(m as i64));
-            parts.push(format!("confidence >= ?{}", params.len()));
+            parts.push(format!("{plus}confidence >= ?{}", params.len()));
         }
         if let Some(q) = self.search.as_deref().and_then(fts_query) {
             params.push(Value::Text(q));
             parts.push(format!(
-                "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?{})",
+                "{plus}rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?{})",
                 params.len()
             ));
         }
@@ -228,6 +236,11 @@ fn join_where(parts: Vec<String>) -> String {
     }
 }
 
+/// Above this many matches, a page walks the time index and filters, instead of collecting
+/// every match through the confidence or full-text index and sorting them: either way the
+/// work stays near `limit * total_events / matches` or `matches`, whichever is smaller.
+const WALK_THRESHOLD: u64 = 2000;
+
 /// One page of events, newest first, and the total number matching.
 pub fn page(
     conn: &Connection,
@@ -235,9 +248,12 @@ pub fn page(
     limit: u32,
     offset: u64,
 ) -> StoreResult<(Vec<EventRow>, u64)> {
-    let mut params = Vec::new();
-    let wh = filter.where_clause(&mut params);
     let total = count(conn, filter)?;
+    if offset >= total {
+        return Ok((Vec::new(), total));
+    }
+    let mut params = Vec::new();
+    let wh = filter.conditions(&mut params, false, total > WALK_THRESHOLD);
     let sql = format!(
         "SELECT {COLUMNS} FROM events {wh} ORDER BY ts DESC, rowid DESC LIMIT {limit} OFFSET {offset}"
     );
@@ -254,12 +270,24 @@ pub fn page(
 pub fn count(conn: &Connection, filter: &EventFilter) -> StoreResult<u64> {
     if filter.counters_suffice() {
         let mut params = Vec::new();
-        let wh = filter.conditions(&mut params, true);
+        let wh = filter.conditions(&mut params, true, false);
         let sql = format!("SELECT COALESCE(SUM(n), 0) FROM event_totals {wh}");
         let n: i64 = conn
             .prepare_cached(&sql)?
             .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
         return Ok(n.max(0) as u64);
+    }
+    let fts = filter.search.as_deref().and_then(fts_query);
+    let search_only = filter.camera_id.is_none()
+        && filter.detection_types.is_empty()
+        && filter.start_ms.is_none()
+        && filter.end_ms.is_none()
+        && filter.min_confidence.is_none();
+    if let (Some(q), true) = (&fts, search_only) {
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1")?
+            .query_row([q], |r| r.get(0))?;
+        return Ok(n as u64);
     }
     let mut params = Vec::new();
     let wh = filter.where_clause(&mut params);
@@ -301,31 +329,66 @@ pub struct Stats {
     pub by_day: BTreeMap<String, u64>,
 }
 
-/// Computes statistics in one pass over the covering `(ts, camera_id, detection_type)` index.
-/// `tz_offset_min` shifts hours and days into the viewer's local time.
-pub fn stats(conn: &Connection, filter: &EventFilter, tz_offset_min: i32) -> StoreResult<Stats> {
-    let mut params = Vec::new();
-    let wh = filter.where_clause(&mut params);
+/// Width of an `event_buckets` bucket.
+pub const BUCKET_MS: i64 = 900_000;
+
+/// Computes statistics for `[start_ms, end_ms]` (inclusive) and an optional camera. Whole
+/// 15-minute buckets come from `event_buckets`; only the partial buckets at the two edges are
+/// counted from the events themselves, so the cost does not grow with the number of events.
+/// `tz_offset_min` (a multiple of 15) shifts hours and days into the viewer's local time.
+pub fn stats(
+    conn: &Connection,
+    camera_id: Option<&str>,
+    start_ms: i64,
+    end_ms: i64,
+    tz_offset_min: i32,
+) -> StoreResult<Stats> {
     let off_ms = tz_offset_min as i64 * 60_000;
-    let sql = format!(
-        "SELECT camera_id, detection_type, (ts + {off_ms}) / 3600000 AS h, count(*) \
-         FROM events {wh} GROUP BY camera_id, detection_type, h"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut s = Stats::default();
-    while let Some(r) = rows.next()? {
-        let cam: String = r.get(0)?;
-        let kind: String = r.get(1)?;
-        let hour_index: i64 = r.get(2)?;
-        let n: i64 = r.get(3)?;
-        let n = n as u64;
+    let mut add = |cam: String, kind: String, ts_ms: i64, n: u64| {
+        let local = ts_ms + off_ms;
         s.total += n;
         *s.by_camera.entry(cam).or_default() += n;
         *s.by_detection_type.entry(kind).or_default() += n;
-        s.by_hour[hour_index.rem_euclid(24) as usize] += n;
-        let day = crate::clock::utc_day(hour_index.div_euclid(24) * 86_400_000);
+        s.by_hour[(local.div_euclid(3_600_000)).rem_euclid(24) as usize] += n;
+        let day = crate::clock::utc_day(local.div_euclid(86_400_000) * 86_400_000);
         *s.by_day.entry(day).or_default() += n;
+    };
+    // Whole buckets inside the range.
+    let first_full =
+        start_ms.div_euclid(BUCKET_MS) + i64::from(start_ms.rem_euclid(BUCKET_MS) != 0);
+    let last_full = (end_ms + 1).div_euclid(BUCKET_MS) - 1;
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    if first_full <= last_full {
+        let mut stmt = conn.prepare_cached(
+            "SELECT bucket, camera_id, detection_type, n FROM event_buckets \
+             WHERE bucket BETWEEN ?1 AND ?2 AND (?3 IS NULL OR camera_id = ?3) AND n > 0",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![first_full, last_full, camera_id])?;
+        while let Some(r) = rows.next()? {
+            let b: i64 = r.get(0)?;
+            let n: i64 = r.get(3)?;
+            add(r.get(1)?, r.get(2)?, b * BUCKET_MS, n as u64);
+        }
+        if start_ms < first_full * BUCKET_MS {
+            edges.push((start_ms, first_full * BUCKET_MS - 1));
+        }
+        if (last_full + 1) * BUCKET_MS <= end_ms {
+            edges.push(((last_full + 1) * BUCKET_MS, end_ms));
+        }
+    } else {
+        edges.push((start_ms, end_ms));
+    }
+    // Partial buckets: at most 15 minutes of events at each edge.
+    let mut stmt = conn.prepare_cached(
+        "SELECT camera_id, detection_type, ts FROM events \
+         WHERE ts BETWEEN ?1 AND ?2 AND (?3 IS NULL OR camera_id = ?3)",
+    )?;
+    for (a, b) in edges {
+        let mut rows = stmt.query(rusqlite::params![a, b, camera_id])?;
+        while let Some(r) = rows.next()? {
+            add(r.get(0)?, r.get(1)?, r.get(2)?, 1);
+        }
     }
     Ok(s)
 }
@@ -450,6 +513,82 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// Bucketed statistics equal a count over the rows for ranges that start and end anywhere,
+    /// including inside buckets, and after deletions.
+    #[test]
+    fn bucketed_stats_match_a_plain_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+        let base = 1_700_000_000_000i64;
+        let mut rows = Vec::new();
+        store
+            .write_blocking(|c| {
+                c.execute_batch(
+                    "INSERT INTO cameras(id, name, type, created_at, updated_at) \
+                     VALUES ('a', 'A', 'file', 0, 0), ('b', 'B', 'file', 0, 0)",
+                )?;
+                // Pseudo-random times over 3 days.
+                let mut x: i64 = 12345;
+                for i in 0..600 {
+                    x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+                    let ts = base + x % (3 * 86_400_000);
+                    let e = EventRow {
+                        id: format!("e{i}"),
+                        camera_id: if i % 3 == 0 { "b" } else { "a" }.into(),
+                        ts,
+                        detection_type: ["person", "vehicle", "animal"]
+                            [i % 3 % 2 + (i % 5 == 0) as usize]
+                            .into(),
+                        bounding_boxes: serde_json::json!([]),
+                        source_type: "api".into(),
+                        ..Default::default()
+                    };
+                    insert(c, &e)?;
+                    rows.push(e);
+                }
+                for e in rows.iter().filter(|e| e.id.ends_with('7')) {
+                    delete(c, &e.id)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        rows.retain(|e| !e.id.ends_with('7'));
+        let ranges = [
+            (base, base + 3 * 86_400_000, 0),
+            (base + 123_456, base + 86_400_000 + 7_777, 60),
+            (base + 1000, base + 500_000, -330),
+            (base + 900_000 * 7, base + 900_000 * 20 - 1, 0),
+            (base + 3_600_000 * 30 + 1, base + 3_600_000 * 50 - 1, 345),
+        ];
+        for (start, end, tz) in ranges {
+            for cam in [None, Some("a")] {
+                let got = store
+                    .read_blocking(|c| stats(c, cam, start, end, tz))
+                    .unwrap();
+                let mut want = Stats::default();
+                for e in rows.iter().filter(|e| {
+                    e.ts >= start && e.ts <= end && cam.is_none_or(|c| c == e.camera_id)
+                }) {
+                    let local = e.ts + tz as i64 * 60_000;
+                    want.total += 1;
+                    *want.by_camera.entry(e.camera_id.clone()).or_default() += 1;
+                    *want
+                        .by_detection_type
+                        .entry(e.detection_type.clone())
+                        .or_default() += 1;
+                    want.by_hour[(local.div_euclid(3_600_000)).rem_euclid(24) as usize] += 1;
+                    *want.by_day.entry(crate::clock::utc_day(local)).or_default() += 1;
+                }
+                assert!(want.total > 0);
+                assert_eq!(got.total, want.total, "{start} {end} {tz} {cam:?}");
+                assert_eq!(got.by_camera, want.by_camera);
+                assert_eq!(got.by_detection_type, want.by_detection_type);
+                assert_eq!(got.by_hour, want.by_hour);
+                assert_eq!(got.by_day, want.by_day);
+            }
+        }
     }
 
     #[test]

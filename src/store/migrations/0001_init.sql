@@ -73,8 +73,8 @@ CREATE TABLE events (
     reanalyzed_at        INTEGER,
     created_at           INTEGER NOT NULL
 );
--- (ts, camera_id, detection_type) covers the statistics query; the others serve filtered pages.
-CREATE INDEX events_ts ON events(ts, camera_id, detection_type);
+-- Pages are read newest first along (ts, rowid); the other indexes serve filtered pages and counts.
+CREATE INDEX events_ts ON events(ts);
 CREATE INDEX events_camera_ts ON events(camera_id, ts);
 CREATE INDEX events_type_ts ON events(detection_type, ts);
 CREATE INDEX events_confidence ON events(confidence);
@@ -121,6 +121,38 @@ CREATE TRIGGER event_totals_au AFTER UPDATE OF detection_type, thumbnail_bytes O
 END;
 CREATE TRIGGER event_totals_camera_ad AFTER DELETE ON cameras BEGIN
     DELETE FROM event_totals WHERE camera_id = old.id;
+    DELETE FROM event_buckets WHERE camera_id = old.id;
+END;
+
+-- Event counts per 15-minute bucket (ts / 900000), camera and type: statistics over any range
+-- read these instead of the events, and only the partial buckets at the edges from the events.
+CREATE TABLE event_buckets (
+    bucket         INTEGER NOT NULL,
+    camera_id      TEXT NOT NULL,
+    detection_type TEXT NOT NULL,
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (bucket, camera_id, detection_type)
+) WITHOUT ROWID;
+CREATE TRIGGER event_buckets_ai AFTER INSERT ON events BEGIN
+    INSERT INTO event_buckets(bucket, camera_id, detection_type, n)
+        VALUES (new.ts / 900000, new.camera_id, new.detection_type, 1)
+        ON CONFLICT(bucket, camera_id, detection_type) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER event_buckets_ad AFTER DELETE ON events BEGIN
+    UPDATE event_buckets SET n = n - 1
+        WHERE bucket = old.ts / 900000 AND camera_id = old.camera_id
+          AND detection_type = old.detection_type;
+    DELETE FROM event_buckets
+        WHERE bucket = old.ts / 900000 AND camera_id = old.camera_id
+          AND detection_type = old.detection_type AND n <= 0;
+END;
+CREATE TRIGGER event_buckets_au AFTER UPDATE OF ts, camera_id, detection_type ON events BEGIN
+    UPDATE event_buckets SET n = n - 1
+        WHERE bucket = old.ts / 900000 AND camera_id = old.camera_id
+          AND detection_type = old.detection_type;
+    INSERT INTO event_buckets(bucket, camera_id, detection_type, n)
+        VALUES (new.ts / 900000, new.camera_id, new.detection_type, 1)
+        ON CONFLICT(bucket, camera_id, detection_type) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TABLE users (
