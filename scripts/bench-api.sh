@@ -27,8 +27,17 @@ ARGUS_LOG=warn "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" &
 PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/system/health" >/dev/null && break; sleep 0.1; done
 
-KEY="$("$BIN" api-keys create --data-dir "$DATA" --name bench --scopes admin --rate-limit 100000 2>/dev/null | tail -n1)"
-H="X-API-Key: $KEY"
+# A browser login (JWT + session lookup per request): API keys would hit their own per-minute
+# rate limit (at most 100000/min) long before the server runs out of breath.
+PW="$(cat "$DATA/initial-admin-password")"
+login() { curl -sf -H 'content-type: application/json' -d "{\"username\":\"admin\",\"password\":\"$1\"}" \
+  "http://127.0.0.1:$PORT/api/v1/auth/login" | sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
+TOKEN="$(login "$PW")"
+curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+  -d "{\"current_password\":\"$PW\",\"new_password\":\"Bench-Password-1\"}" \
+  "http://127.0.0.1:$PORT/api/v1/auth/change-password" >/dev/null
+TOKEN="$(login Bench-Password-1)"
+H="Authorization: Bearer $TOKEN"
 cams=()
 for n in Front Back Garage Drive; do
   id="$(curl -sf -H "$H" -H 'content-type: application/json' \

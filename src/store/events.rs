@@ -345,14 +345,12 @@ pub fn stats(
 ) -> StoreResult<Stats> {
     let off_ms = tz_offset_min as i64 * 60_000;
     let mut s = Stats::default();
-    let mut add = |cam: String, kind: String, ts_ms: i64, n: u64| {
+    let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut add_time = |s: &mut Stats, ts_ms: i64, n: u64| {
         let local = ts_ms + off_ms;
         s.total += n;
-        *s.by_camera.entry(cam).or_default() += n;
-        *s.by_detection_type.entry(kind).or_default() += n;
         s.by_hour[(local.div_euclid(3_600_000)).rem_euclid(24) as usize] += n;
-        let day = crate::clock::utc_day(local.div_euclid(86_400_000) * 86_400_000);
-        *s.by_day.entry(day).or_default() += n;
+        *days.entry(local.div_euclid(86_400_000)).or_default() += n;
     };
     // Whole buckets inside the range.
     let first_full =
@@ -360,15 +358,33 @@ pub fn stats(
     let last_full = (end_ms + 1).div_euclid(BUCKET_MS) - 1;
     let mut edges: Vec<(i64, i64)> = Vec::new();
     if first_full <= last_full {
-        let mut stmt = conn.prepare_cached(
-            "SELECT bucket, camera_id, detection_type, n FROM event_buckets \
-             WHERE bucket BETWEEN ?1 AND ?2 AND (?3 IS NULL OR camera_id = ?3) AND n > 0",
-        )?;
-        let mut rows = stmt.query(rusqlite::params![first_full, last_full, camera_id])?;
+        // Three small aggregations in SQL; Rust only sees per-bucket, per-camera and per-type
+        // sums.
+        let p = rusqlite::params![first_full, last_full, camera_id];
+        const RANGE: &str =
+            "FROM event_buckets WHERE bucket BETWEEN ?1 AND ?2 AND (?3 IS NULL OR camera_id = ?3)";
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT bucket, SUM(n) {RANGE} GROUP BY bucket"))?;
+        let mut rows = stmt.query(p)?;
         while let Some(r) = rows.next()? {
             let b: i64 = r.get(0)?;
-            let n: i64 = r.get(3)?;
-            add(r.get(1)?, r.get(2)?, b * BUCKET_MS, n as u64);
+            let n: i64 = r.get(1)?;
+            add_time(&mut s, b * BUCKET_MS, n.max(0) as u64);
+        }
+        for (col, which) in [("camera_id", 0), ("detection_type", 1)] {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {col}, SUM(n) {RANGE} GROUP BY {col}"))?;
+            let mut rows = stmt.query(p)?;
+            while let Some(r) = rows.next()? {
+                let key: String = r.get(0)?;
+                let n: i64 = r.get(1)?;
+                let map = if which == 0 {
+                    &mut s.by_camera
+                } else {
+                    &mut s.by_detection_type
+                };
+                *map.entry(key).or_default() += n.max(0) as u64;
+            }
         }
         if start_ms < first_full * BUCKET_MS {
             edges.push((start_ms, first_full * BUCKET_MS - 1));
@@ -387,9 +403,15 @@ pub fn stats(
     for (a, b) in edges {
         let mut rows = stmt.query(rusqlite::params![a, b, camera_id])?;
         while let Some(r) = rows.next()? {
-            add(r.get(0)?, r.get(1)?, r.get(2)?, 1);
+            *s.by_camera.entry(r.get(0)?).or_default() += 1;
+            *s.by_detection_type.entry(r.get(1)?).or_default() += 1;
+            add_time(&mut s, r.get(2)?, 1);
         }
     }
+    s.by_day = days
+        .into_iter()
+        .map(|(d, n)| (crate::clock::utc_day(d * 86_400_000), n))
+        .collect();
     Ok(s)
 }
 

@@ -76,6 +76,7 @@ CREATE TABLE events (
 -- Pages are read newest first along (ts, rowid); the other indexes serve filtered pages and counts.
 CREATE INDEX events_ts ON events(ts);
 CREATE INDEX events_camera_ts ON events(camera_id, ts);
+CREATE INDEX events_camera_type_ts ON events(camera_id, detection_type, ts);
 CREATE INDEX events_type_ts ON events(detection_type, ts);
 CREATE INDEX events_confidence ON events(confidence);
 CREATE UNIQUE INDEX events_protect_id ON events(protect_event_id) WHERE protect_event_id IS NOT NULL;
