@@ -41,7 +41,7 @@ H="Authorization: Bearer $TOKEN"
 cams=()
 for n in Front Back Garage Drive; do
   id="$(curl -sf -H "$H" -H 'content-type: application/json' \
-    -d "{\"name\":\"$n\",\"type\":\"rtsp\",\"rtsp_url\":\"rtsp://192.0.2.1/$n\"}" \
+    -d "{\"name\":\"$n\",\"type\":\"rtsp\",\"rtsp_url\":\"rtsp://127.0.0.1:1/$n\",\"is_enabled\":false}" \
     "http://127.0.0.1:$PORT/api/v1/cameras" | sed -E 's/.*"id":"([^"]+)".*/\1/')"
   cams+=("$id")
 done

@@ -2,7 +2,11 @@
 # Installs the system packages the build and tests need, when missing. Idempotent; needs root
 # (or sudo) only when something is missing.
 set -euo pipefail
-pkgs=(gcc pkg-config curl)
+# gcc/g++: OpenH264 and SQLite are built from source; libclang-dev: bindgen for the V4L2
+# headers; GStreamer's RTSP server (through Debian's python3-gi): the loopback camera the RTSP
+# tests talk to.
+pkgs=(gcc g++ pkg-config curl libclang-dev python3-gi gir1.2-gst-rtsp-server-1.0
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -28,12 +28,15 @@ pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 #[derive(Clone)]
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
+    /// Opens camera streams; the real one speaks RTSP, V4L2 and reads H.264 files.
+    pub opener: Arc<dyn crate::capture::Opener>,
 }
 
 impl Default for Deps {
     fn default() -> Self {
         Deps {
             clock: Arc::new(SystemClock),
+            opener: Arc::new(crate::capture::RealOpener),
         }
     }
 }
@@ -49,6 +52,7 @@ pub struct AppState {
     pub usage: UsageTracker,
     pub key_limits: KeyRateLimits,
     pub login_limiter: LoginLimiter,
+    pub cameras: crate::cameras::CameraManager,
     pub started: Instant,
 }
 
@@ -147,6 +151,7 @@ impl AppState {
             bus: Bus::new(),
             usage: UsageTracker::default(),
             key_limits: KeyRateLimits::default(),
+            cameras: crate::cameras::CameraManager::new(deps.opener),
             started: Instant::now(),
         }))
     }
@@ -189,20 +194,10 @@ impl AppState {
         out.map_err(AppError::invalid)
     }
 
-    /// The live capture status of a camera. Capture arrives with issue 3; until then every
-    /// camera is `stopped`.
-    pub fn camera_status(&self, _camera_id: &str) -> crate::api::cameras::CameraStatusDto {
-        crate::api::cameras::CameraStatusDto {
-            status: "stopped".into(),
-            last_frame_at: None,
-            fps: None,
-            resolution: None,
-            error: None,
-        }
+    /// The live capture status of a camera.
+    pub fn camera_status(&self, camera_id: &str) -> crate::api::cameras::CameraStatusDto {
+        crate::api::cameras::CameraStatusDto::from(&self.cameras.status(camera_id))
     }
-
-    /// Called after a camera was added, changed or removed.
-    pub fn cameras_changed(&self, _camera_id: &str) {}
 
     /// Removes files (paths relative to the data dir) after their rows are gone.
     pub async fn remove_files(&self, rel_paths: Vec<String>) {
@@ -320,6 +315,7 @@ pub async fn run(
         data_dir = %state.cfg.data_dir.display(),
         "argus is serving"
     );
+    state.cameras.start_enabled(&state).await;
     let server = crate::http::serve(listener, state.clone(), tls, stop_rx.clone());
     tokio::pin!(server);
     tokio::select! {
@@ -333,6 +329,7 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    state.cameras.stop_all(&state).await;
     let _ = flusher.await;
     if let Err(e) = state.usage.flush(&state.store).await {
         tracing::warn!(error = %e, "could not write API key usage at shutdown");

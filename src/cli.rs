@@ -35,6 +35,13 @@ pub struct GlobalArgs {
     /// TOML configuration file.
     #[arg(long, global = true, env = "ARGUS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// With `serve`: add (once) a camera named "Demo" that replays an H.264 clip of a person
+    /// walking through a scene, so events arrive without any hardware.
+    #[arg(long, global = true)]
+    pub demo: bool,
+    /// The clip the demo camera plays.
+    #[arg(long, global = true, default_value = "assets/demo/person-walk.h264")]
+    pub demo_file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +202,55 @@ pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
             println!("{pw}");
         }
     }
+    Ok(())
+}
+
+/// Adds the demo camera unless a camera of that name exists.
+pub fn ensure_demo_camera(cfg: &Config, clip: &std::path::Path) -> anyhow::Result<()> {
+    let clip = std::fs::canonicalize(clip).with_context(|| {
+        format!(
+            "the demo clip {} is missing (run from the repository, or pass --demo-file)",
+            clip.display()
+        )
+    })?;
+    let (store, _) = app::open_data_dir(cfg)?;
+    let exists = store
+        .read_blocking(|c| crate::store::cameras::list(c, None))?
+        .iter()
+        .any(|c| c.name == "Demo");
+    if exists {
+        return Ok(());
+    }
+    let now = now_ms();
+    let row = crate::store::cameras::CameraRow {
+        id: crate::crypto::new_uuid(),
+        name: "Demo".into(),
+        camera_type: crate::model::CameraType::File,
+        rtsp_url: None,
+        username: None,
+        password_sealed: None,
+        device_index: None,
+        device_path: None,
+        file_path: Some(clip.display().to_string()),
+        rtsp_transport: "tcp".into(),
+        frame_rate: 5,
+        is_enabled: true,
+        motion_enabled: true,
+        motion_sensitivity: crate::model::Sensitivity::Medium,
+        motion_cooldown: 10,
+        detection_zones: vec![],
+        detection_schedule: None,
+        object_filter: vec!["person".into(), "vehicle".into(), "motion".into()],
+        prompt_override: None,
+        protect_controller_id: None,
+        protect_camera_id: None,
+        smart_detection_types: vec![],
+        is_doorbell: false,
+        created_at: now,
+        updated_at: now,
+    };
+    store.write_blocking(|c| crate::store::cameras::insert(c, &row))?;
+    tracing::info!(file = %clip.display(), "added the demo camera");
     Ok(())
 }
 

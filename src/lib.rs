@@ -7,6 +7,9 @@
 //! - `auth`: API keys, JWT sessions, passwords, scopes, rate limits.
 //! - `store`: all SQL (SQLite, WAL, embedded migrations) behind `Store`.
 //! - `bus`: fan-out of live messages to WebSocket clients.
+//! - `capture`: frame sources (RTSP, V4L2, H.264 files); `cameras`: the per-camera supervisor
+//!   and analysis threads; `video`: H.264 parsing and decoding, JPEG snapshots; `motion`: the
+//!   motion detector.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
 //! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
 
@@ -16,6 +19,8 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod cameras;
+pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -24,6 +29,8 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod model;
+pub mod motion;
 pub mod settings;
 pub mod store;
 pub mod tls;
+pub mod video;

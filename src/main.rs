@@ -24,7 +24,28 @@ fn init_logging(default: &str) {
         .init();
 }
 
+fn serve(cfg: Config, demo: Option<&std::path::PathBuf>) -> anyhow::Result<()> {
+    if let Some(clip) = demo {
+        cli::ensure_demo_camera(&cfg, clip)?;
+    }
+    // A bounded blocking pool: SQLite calls and file writes run there, and an SD-card appliance
+    // gains nothing from hundreds of threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(32)
+        .enable_all()
+        .build()?;
+    rt.block_on(cli::serve(cfg))
+}
+
 fn main() -> std::process::ExitCode {
+    // Two malloc arenas instead of one per thread: on a board with little memory, per-thread
+    // arenas (64 MiB of address space each, and their fragmentation) cost more than the rare
+    // contention they avoid.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let args = Cli::parse();
     let cfg = match Config::load(&args.global.overrides()) {
         Ok(c) => c,
@@ -35,11 +56,7 @@ fn main() -> std::process::ExitCode {
     };
     init_logging(&cfg.log);
     let result = match args.command.unwrap_or(Command::Serve) {
-        Command::Serve => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(cli::serve(cfg))),
+        Command::Serve => serve(cfg, args.global.demo.then_some(&args.global.demo_file)),
         admin => cli::run_admin(&cfg, admin),
     };
     match result {

@@ -120,6 +120,29 @@ pub struct Schedule {
     pub time_ranges: Vec<TimeRange>,
 }
 
+impl Schedule {
+    /// True if analysis is active on `day` (0 = Monday) at `minute` after local midnight. A range
+    /// whose end is before its start runs overnight: its part after midnight belongs to the day
+    /// it started on.
+    pub fn is_active(&self, day: u8, minute: u16) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let yesterday = (day + 6) % 7;
+        self.time_ranges.iter().any(|r| {
+            let (Some(start), Some(end)) = (parse_hhmm(&r.start), parse_hhmm(&r.end)) else {
+                return false;
+            };
+            if start <= end {
+                self.days.contains(&day) && (start..=end).contains(&minute)
+            } else {
+                (self.days.contains(&day) && minute >= start)
+                    || (self.days.contains(&yesterday) && minute <= end)
+            }
+        })
+    }
+}
+
 pub const MAX_ZONES: usize = 10;
 
 /// Validates zones; the error names the offending field.
@@ -232,6 +255,37 @@ mod tests {
         assert!(!scopes_allow(&[Scope::ReadCameras], Scope::WriteCameras));
         assert!(!scopes_allow(&[Scope::ReadEvents], Scope::ReadCameras));
         assert!(!scopes_allow(&[Scope::WriteCameras], Scope::Admin));
+    }
+
+    #[test]
+    fn schedules_with_overnight_ranges() {
+        let s = Schedule {
+            enabled: true,
+            days: vec![4], // Friday
+            time_ranges: vec![TimeRange {
+                start: "22:00".into(),
+                end: "06:00".into(),
+            }],
+        };
+        assert!(s.is_active(4, 23 * 60));
+        assert!(s.is_active(5, 5 * 60)); // Saturday early morning belongs to Friday night
+        assert!(!s.is_active(5, 23 * 60));
+        assert!(!s.is_active(4, 12 * 60));
+        let day = Schedule {
+            enabled: true,
+            days: vec![0, 1],
+            time_ranges: vec![TimeRange {
+                start: "08:00".into(),
+                end: "17:30".into(),
+            }],
+        };
+        assert!(day.is_active(1, 17 * 60 + 30));
+        assert!(!day.is_active(2, 12 * 60));
+        assert!(Schedule {
+            enabled: false,
+            ..day
+        }
+        .is_active(6, 0));
     }
 
     #[test]

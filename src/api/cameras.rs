@@ -24,6 +24,35 @@ pub struct CameraStatusDto {
     pub error: Option<String>,
 }
 
+impl From<&crate::cameras::LiveStatus> for CameraStatusDto {
+    fn from(s: &crate::cameras::LiveStatus) -> Self {
+        CameraStatusDto {
+            status: s.status.to_string(),
+            last_frame_at: s.last_frame_at.map(crate::clock::format_rfc3339),
+            fps: s.fps,
+            resolution: s.resolution.map(|(w, h)| format!("{w}x{h}")),
+            error: s.error.clone(),
+        }
+    }
+}
+
+/// The `camera.status` WebSocket message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CameraStatusMessage {
+    pub camera_id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub status: CameraStatusDto,
+}
+
+pub fn status_message(id: &str, name: &str, s: &crate::cameras::LiveStatus) -> CameraStatusMessage {
+    CameraStatusMessage {
+        camera_id: id.to_string(),
+        name: name.to_string(),
+        status: s.into(),
+    }
+}
+
 /// A camera as the API shows it. The password is never included.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CameraDto {
@@ -424,7 +453,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         .write(move |c| rows::insert(c, &saved))
         .await?;
     tracing::info!(camera.id = %row.id, camera.name = %row.name, "camera added");
-    ctx.state.cameras_changed(&row.id);
+    ctx.state.cameras.sync(&ctx.state, &row.id).await;
     created(&to_dto(&ctx, row).await)
 }
 
@@ -458,7 +487,7 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         .store
         .write(move |c| rows::update(c, &saved))
         .await?;
-    ctx.state.cameras_changed(&row.id);
+    ctx.state.cameras.sync(&ctx.state, &row.id).await;
     ok(&to_dto(&ctx, row).await)
 }
 
@@ -556,47 +585,127 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
         .store
         .write(move |c| rows::delete(c, &cam))
         .await?;
+    ctx.state.cameras.sync(&ctx.state, &id).await;
     ctx.state.remove_files(paths).await;
-    ctx.state.cameras_changed(&id);
     tracing::info!(camera.id = %id, "camera deleted");
     no_content()
 }
 
 #[utoipa::path(post, path = "/api/v1/cameras/test", tag = "cameras", request_body = CameraTestRequest,
-    responses((status = 200, body = CameraTestResponse), (status = 501, body = super::ErrorBody)),
+    responses((status = 200, body = CameraTestResponse, description = "The outcome; `success` false with a message when the camera could not be read")),
     security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
 pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
-    let _: CameraTestRequest = read_json(req, ctx.body_limit()).await?;
-    Err(AppError::not_implemented(
-        "Camera connection tests arrive with video capture (issue 3); nothing was tried",
-    ))
+    let b: CameraTestRequest = read_json(req, ctx.body_limit()).await?;
+    if b.camera_type == CameraType::Protect {
+        return Err(AppError::invalid(
+            "type: protect cameras are tested through /api/v1/protect/controllers/test",
+        ));
+    }
+    let (url, url_user, url_pass) = match b.rtsp_url.as_deref() {
+        Some(u) => {
+            let (clean, user, pass) = split_url_credentials(u.trim());
+            (Some(clean), user, pass)
+        }
+        None => (None, None, None),
+    };
+    // Validate like a camera that would be saved, without saving it.
+    let probe = CameraRow {
+        id: String::new(),
+        name: "test".into(),
+        camera_type: b.camera_type,
+        rtsp_url: url.clone(),
+        username: None,
+        password_sealed: None,
+        device_index: b.device_index,
+        device_path: b.device_path.clone(),
+        file_path: b.file_path.clone(),
+        rtsp_transport: b.rtsp_transport.clone().unwrap_or_else(|| "tcp".into()),
+        frame_rate: 5,
+        is_enabled: true,
+        motion_enabled: true,
+        motion_sensitivity: Sensitivity::Medium,
+        motion_cooldown: 60,
+        detection_zones: vec![],
+        detection_schedule: None,
+        object_filter: vec!["motion".into()],
+        prompt_override: None,
+        protect_controller_id: None,
+        protect_camera_id: None,
+        smart_detection_types: vec![],
+        is_doorbell: false,
+        created_at: 0,
+        updated_at: 0,
+    };
+    validate(&probe)?;
+    let spec = crate::capture::SourceSpec {
+        kind: b.camera_type,
+        rtsp_url: url,
+        username: b.username.or(url_user).filter(|u| !u.is_empty()),
+        password: b.password.or(url_pass),
+        rtsp_transport: probe.rtsp_transport.clone(),
+        device_index: b.device_index,
+        device_path: b.device_path,
+        file_path: b.file_path,
+        frame_rate: 5,
+    };
+    let res = crate::cameras::probe(ctx.state.cameras.opener().as_ref(), &spec).await;
+    ok(&match res {
+        Ok(p) => {
+            use base64::Engine;
+            CameraTestResponse {
+                success: true,
+                message: format!("Connected: {} {}x{}", p.codec, p.width, p.height),
+                resolution: Some(format!("{}x{}", p.width, p.height)),
+                fps: p.fps,
+                codec: Some(p.codec.to_string()),
+                thumbnail: Some(format!(
+                    "data:image/jpeg;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&p.jpeg)
+                )),
+            }
+        }
+        Err(e) => CameraTestResponse {
+            success: false,
+            message: e.to_string(),
+            resolution: None,
+            fps: None,
+            codec: None,
+            thumbnail: None,
+        },
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/cameras/{id}/start", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),
-    responses((status = 200, body = CameraDto), (status = 404, body = super::ErrorBody),
-        (status = 501, body = super::ErrorBody)),
+    responses((status = 200, body = CameraDto, description = "Capture is starting (status `connecting`)"),
+        (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)),
     security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
 pub async fn start(ctx: Ctx) -> AppResult<Response<Body>> {
-    capture_not_ready(&ctx).await
+    let id = ctx.param("id").to_string();
+    check_uuid("Camera", &id)?;
+    let cam = id.clone();
+    let row = ctx.state.store.read(move |c| rows::get(c, &cam)).await?;
+    if !crate::cameras::capturable(row.camera_type) {
+        return Err(AppError::invalid(
+            "type: Protect cameras are fed by their controller and cannot be started here",
+        ));
+    }
+    ctx.state.cameras.start(&ctx.state, row.clone()).await;
+    ok(&to_dto(&ctx, row).await)
 }
 
 #[utoipa::path(post, path = "/api/v1/cameras/{id}/stop", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),
-    responses((status = 200, body = CameraDto), (status = 404, body = super::ErrorBody),
-        (status = 501, body = super::ErrorBody)),
+    responses((status = 200, body = CameraDto, description = "Capture stopped (until started again or the appliance restarts)"),
+        (status = 404, body = super::ErrorBody)),
     security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
 pub async fn stop(ctx: Ctx) -> AppResult<Response<Body>> {
-    capture_not_ready(&ctx).await
-}
-
-async fn capture_not_ready(ctx: &Ctx) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Camera", &id)?;
-    ctx.state.store.read(move |c| rows::get(c, &id)).await?;
-    Err(AppError::not_implemented(
-        "Starting and stopping capture arrives with video capture (issue 3)",
-    ))
+    let cam = id.clone();
+    let row = ctx.state.store.read(move |c| rows::get(c, &cam)).await?;
+    ctx.state.cameras.stop(&ctx.state, &id).await;
+    ok(&to_dto(&ctx, row).await)
 }
 
 #[cfg(test)]

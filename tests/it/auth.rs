@@ -191,7 +191,7 @@ async fn scopes_are_enforced_on_every_route() {
     assert_eq!(app.get("/api/v1/cameras", &cams_r).await.0, StatusCode::OK);
     // write:cameras implies read:cameras.
     assert_eq!(app.get("/api/v1/cameras", &cams_w).await.0, StatusCode::OK);
-    let body = json!({"name": "Door", "type": "rtsp", "rtsp_url": "rtsp://192.0.2.1/s"});
+    let body = json!({"name": "Door", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:1/s"});
     let (s, v) = app.post("/api/v1/cameras", &cams_r, body.clone()).await;
     assert_error(s, &v, 403, "write:cameras");
     let (s, _) = app.post("/api/v1/cameras", &cams_w, body).await;

@@ -3,6 +3,7 @@
 mod api_keys;
 mod auth;
 mod cameras;
+mod capture;
 mod cli;
 mod errors;
 mod events;

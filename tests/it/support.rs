@@ -38,6 +38,7 @@ impl TestApp {
         let clock = ManualClock::new(SystemClock.now_ms());
         let deps = Deps {
             clock: Arc::new(clock.clone()),
+            ..Default::default()
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -207,7 +208,7 @@ impl TestApp {
             .post(
                 "/api/v1/cameras",
                 auth,
-                json!({"name": name, "type": "rtsp", "rtsp_url": "rtsp://192.0.2.10/stream"}),
+                json!({"name": name, "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:1/stream"}),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");

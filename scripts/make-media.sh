@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Makes the H.264 clips the tests and the demo camera use, from darknet's sample photos
+# (Debian package `darknet`, /usr/share/darknet/data; licence GPL-3.0+ or MIT or WTFPL, used here
+# under MIT/WTFPL). A person cut from person.jpg walks across horses.jpg. Encoded with ffmpeg's
+# libx264 as Annex B. The outputs are committed; run this only to regenerate them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for p in ffmpeg darknet; do dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }; done
+D=/usr/share/darknet/data
+mkdir -p tests/data assets/demo
+x264="-c:v libx264 -preset veryfast -tune zerolatency -g 30 -bsf:v h264_mp4toannexb -f h264"
+
+# walk W H SECONDS FPS OUT [extra x264 options]: the person walks from left to right.
+walk() {
+  local w=$1 h=$2 secs=$3 fps=$4 out=$5; shift 5
+  local ph=$((h * 48 / 100))
+  ffmpeg -v error -y -loop 1 -i "$D/horses.jpg" -loop 1 -i "$D/person.jpg" -filter_complex \
+    "[0]scale=${w}:${h},setsar=1[bg];[1]crop=110:290:180:88,scale=-2:${ph}[p];[bg][p]overlay=x='-w+(W+w)*t/${secs}':y=H-h-${h}/12:shortest=1,format=yuv420p" \
+    -t "$secs" -r "$fps" $x264 "$@" "$out"
+}
+
+walk 320 180 4 15 tests/data/walk-320x180.h264 -bf 0 -profile:v baseline
+walk 320 180 4 15 tests/data/walk-bframes-320x180.h264 -bf 2 -profile:v main -tune film
+walk 480 270 2 15 /tmp/walk-480.h264 -bf 0 -profile:v baseline
+cat tests/data/walk-320x180.h264 /tmp/walk-480.h264 > tests/data/resolution-change.h264
+# A still scene with sensor noise and lighting flicker: must never be motion.
+ffmpeg -v error -y -loop 1 -i "$D/horses.jpg" -vf \
+  "scale=320:180,setsar=1,noise=alls=12:allf=t,eq=brightness='0.06*sin(2*PI*t*1.5)',format=yuv420p" \
+  -t 4 -r 15 $x264 -bf 0 tests/data/static-flicker-320x180.h264
+# The demo camera: 12 s at 640x360, 15 fps, with B-frames like a real camera's main profile.
+walk 640 360 12 15 assets/demo/person-walk.h264 -bf 2 -profile:v main -tune film -crf 26
+ls -l tests/data/*.h264 assets/demo/*.h264

@@ -1,0 +1,570 @@
+//! The camera supervisor: one task per running camera that opens its source, restarts it with
+//! exponential backoff (1 s doubling to 30 s) when it fails or stalls, and feeds its packets to
+//! an analysis thread (H.264 decode, motion detection, snapshots) through a bounded queue.
+//! Motion that passes the camera's zones, schedule and cooldown becomes an event through
+//! [`AppState::record_event`]. Status changes go out as `camera.status` on `/ws`.
+//!
+//! Invariants: at most one task per camera; stopping a camera stops its task and thread before
+//! the call returns (or within 5 s); decode and motion never run on tokio workers; a full
+//! queue drops packets (and then waits for the next key frame) instead of growing.
+
+use crate::app::AppState;
+use crate::bus::Topic;
+use crate::capture::{CaptureError, Opener, Packet, Source, SourceSpec};
+use crate::model::{CameraType, Schedule};
+use crate::motion::{MotionBox, MotionDetector};
+use crate::store::cameras::CameraRow;
+use crate::store::events::EventRow;
+use crate::video::decode::{H264Decoder, Picture};
+use crate::video::jpeg::{encode_picture, SNAPSHOT_MAX_WIDTH};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// No decoded picture for this long while connected: the stream is stalled.
+pub const WATCHDOG: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const QUEUE: usize = 16;
+
+/// The live state of a camera, shown in the camera JSON and sent on `/ws`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveStatus {
+    /// `connecting`, `streaming`, `error` or `stopped`.
+    pub status: &'static str,
+    pub last_frame_at: Option<i64>,
+    pub fps: Option<f32>,
+    pub resolution: Option<(usize, usize)>,
+    pub codec: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+impl Default for LiveStatus {
+    fn default() -> Self {
+        LiveStatus {
+            status: "stopped",
+            last_frame_at: None,
+            fps: None,
+            resolution: None,
+            codec: None,
+            error: None,
+        }
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct CameraManager {
+    opener: Arc<dyn Opener>,
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
+    status: Mutex<HashMap<String, LiveStatus>>,
+}
+
+/// True for cameras whose frames the appliance captures itself.
+pub fn capturable(kind: CameraType) -> bool {
+    matches!(kind, CameraType::Rtsp | CameraType::Usb | CameraType::File)
+}
+
+pub fn spec_for(row: &CameraRow, keys: &crate::crypto::Keys) -> SourceSpec {
+    SourceSpec {
+        kind: row.camera_type,
+        rtsp_url: row.rtsp_url.clone(),
+        username: row.username.clone(),
+        password: row
+            .password_sealed
+            .as_ref()
+            .and_then(|s| keys.unseal(s).ok())
+            .and_then(|p| String::from_utf8(p).ok()),
+        rtsp_transport: row.rtsp_transport.clone(),
+        device_index: row.device_index,
+        device_path: row.device_path.clone(),
+        file_path: row.file_path.clone(),
+        frame_rate: row.frame_rate,
+    }
+}
+
+impl CameraManager {
+    pub fn new(opener: Arc<dyn Opener>) -> Self {
+        CameraManager {
+            opener,
+            running: Default::default(),
+            status: Default::default(),
+        }
+    }
+
+    pub fn opener(&self) -> &Arc<dyn Opener> {
+        &self.opener
+    }
+
+    pub fn status(&self, id: &str) -> LiveStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_status(&self, state: &AppState, row: &CameraRow, update: impl FnOnce(&mut LiveStatus)) {
+        let (changed, now) = {
+            let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            let s = map.entry(row.id.clone()).or_default();
+            let before = (s.status, s.error.clone());
+            update(s);
+            ((s.status, s.error.clone()) != before, s.clone())
+        };
+        if changed {
+            match &now.error {
+                Some(e) => {
+                    tracing::warn!(camera.id = %row.id, camera.name = %row.name, status = now.status, error = %e, "camera status")
+                }
+                None => {
+                    tracing::info!(camera.id = %row.id, camera.name = %row.name, status = now.status, "camera status")
+                }
+            }
+            let msg = crate::api::cameras::status_message(&row.id, &row.name, &now);
+            state
+                .bus
+                .publish(Topic::Cameras, "camera.status", &msg, state.clock.now_ms());
+        }
+    }
+
+    /// Starts (or restarts) capture for a camera.
+    pub async fn start(&self, state: &Arc<AppState>, row: CameraRow) {
+        self.stop(state, &row.id).await;
+        if !capturable(row.camera_type) {
+            return;
+        }
+        self.set_status(state, &row, |s| {
+            s.status = "connecting";
+            s.error = None;
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let st = state.clone();
+        let id = row.id.clone();
+        let task = tokio::spawn(async move { run_camera(st, row, stop_rx).await });
+        self.running.lock().await.insert(
+            id,
+            Running {
+                stop: stop_tx,
+                task,
+            },
+        );
+    }
+
+    /// Stops a camera's capture and waits (up to 5 s) for its task to end.
+    pub async fn stop(&self, _state: &Arc<AppState>, id: &str) {
+        let r = self.running.lock().await.remove(id);
+        if let Some(r) = r {
+            let _ = r.stop.send(true);
+            let abort = r.task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), r.task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    pub async fn is_running(&self, id: &str) -> bool {
+        self.running.lock().await.contains_key(id)
+    }
+
+    /// Brings a camera's capture in line with its stored settings (after create, update,
+    /// delete).
+    pub async fn sync(&self, state: &Arc<AppState>, id: &str) {
+        let cam = id.to_string();
+        match state
+            .store
+            .read(move |c| crate::store::cameras::get(c, &cam))
+            .await
+        {
+            Ok(row) if row.is_enabled && capturable(row.camera_type) => {
+                self.start(state, row).await
+            }
+            Ok(_) => {
+                self.stop(state, id).await;
+            }
+            Err(_) => {
+                self.stop(state, id).await;
+                self.status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(id);
+            }
+        }
+    }
+
+    /// Starts every enabled camera (at boot).
+    pub async fn start_enabled(&self, state: &Arc<AppState>) {
+        match state
+            .store
+            .read(|c| crate::store::cameras::list(c, Some(true)))
+            .await
+        {
+            Ok(rows) => {
+                for row in rows.into_iter().filter(|r| capturable(r.camera_type)) {
+                    self.start(state, row).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list cameras to start"),
+        }
+    }
+
+    /// Stops every camera (at shutdown).
+    pub async fn stop_all(&self, state: &Arc<AppState>) {
+        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        for id in ids {
+            self.stop(state, &id).await;
+        }
+    }
+}
+
+/// What a connection test found.
+pub struct Probe {
+    pub codec: &'static str,
+    pub width: usize,
+    pub height: usize,
+    pub fps: Option<f32>,
+    pub jpeg: Vec<u8>,
+}
+
+/// Opens a source and decodes its first picture, within 15 s in all.
+pub async fn probe(opener: &dyn Opener, spec: &SourceSpec) -> Result<Probe, CaptureError> {
+    let work = async {
+        let mut source = opener.open(spec).await?;
+        let codec = source.codec();
+        let fps = source.nominal_fps();
+        let mut decoder: Option<H264Decoder> = None;
+        loop {
+            let pkt = source.next().await?;
+            let picture = tokio::task::block_in_place(
+                || -> Result<Option<(usize, usize, Vec<u8>)>, CaptureError> {
+                    let mut out = None;
+                    let mut take = |p: &Picture<'_>| {
+                        if out.is_none() {
+                            out = encode_picture(p, SNAPSHOT_MAX_WIDTH, 80)
+                                .ok()
+                                .map(|j| (p.width, p.height, j));
+                        }
+                    };
+                    match pkt {
+                        Packet::H264(au) => {
+                            if decoder.is_none() {
+                                decoder = Some(
+                                    H264Decoder::new()
+                                        .map_err(|e| CaptureError::Stream(e.to_string()))?,
+                                );
+                            }
+                            if let Some(d) = decoder.as_mut() {
+                                d.decode(&au, &mut take);
+                            }
+                        }
+                        Packet::Picture(f) => take(&f.picture()),
+                    }
+                    Ok(out)
+                },
+            )?;
+            if let Some((width, height, jpeg)) = picture {
+                return Ok(Probe {
+                    codec,
+                    width,
+                    height,
+                    fps,
+                    jpeg,
+                });
+            }
+        }
+    };
+    match tokio::time::timeout(OPEN_TIMEOUT, work).await {
+        Ok(r) => r,
+        Err(_) => Err(CaptureError::Timeout(format!(
+            "no picture within {} s",
+            OPEN_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+enum Outcome {
+    Stopped,
+    Failed(CaptureError),
+}
+
+async fn run_camera(state: Arc<AppState>, row: CameraRow, mut stop: watch::Receiver<bool>) {
+    let mgr = &state.cameras;
+    let spec = spec_for(&row, &state.keys);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        mgr.set_status(&state, &row, |s| {
+            s.status = "connecting";
+        });
+        let opened = tokio::select! {
+            r = tokio::time::timeout(OPEN_TIMEOUT, mgr.opener.open(&spec)) => r,
+            _ = stop.changed() => break,
+        };
+        let err = match opened {
+            Ok(Ok(source)) => match stream(&state, &row, source, &mut stop, &mut backoff).await {
+                Outcome::Stopped => break,
+                Outcome::Failed(e) => e,
+            },
+            Ok(Err(e)) => e,
+            Err(_) => CaptureError::Timeout(format!(
+                "could not open the stream within {} s",
+                OPEN_TIMEOUT.as_secs()
+            )),
+        };
+        mgr.set_status(&state, &row, |s| {
+            s.status = "error";
+            s.error = Some(err.to_string());
+            s.fps = None;
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    mgr.set_status(&state, &row, |s| {
+        *s = LiveStatus::default();
+    });
+}
+
+/// What the analysis thread reports.
+enum Report {
+    Frames {
+        fps: f32,
+        width: usize,
+        height: usize,
+    },
+    Motion {
+        jpeg: Vec<u8>,
+        boxes: Vec<MotionBox>,
+        fraction: f32,
+    },
+}
+
+/// Analysis settings taken from the camera row.
+#[derive(Clone)]
+struct Analysis {
+    frame_rate: u32,
+    motion_enabled: bool,
+    threshold: f32,
+    zones: Vec<crate::model::Zone>,
+    cooldown: Duration,
+    schedule: Option<Schedule>,
+}
+
+async fn stream(
+    state: &Arc<AppState>,
+    row: &CameraRow,
+    mut source: Box<dyn Source>,
+    stop: &mut watch::Receiver<bool>,
+    backoff: &mut Duration,
+) -> Outcome {
+    let mgr = &state.cameras;
+    let codec = source.codec();
+    let (pkt_tx, pkt_rx) = std::sync::mpsc::sync_channel::<Packet>(QUEUE);
+    let (rep_tx, mut rep_rx) = mpsc::channel::<Report>(8);
+    let cfg = Analysis {
+        frame_rate: row.frame_rate.max(1),
+        motion_enabled: row.motion_enabled,
+        threshold: row.motion_sensitivity.changed_fraction(),
+        zones: row.detection_zones.clone(),
+        cooldown: Duration::from_secs(row.motion_cooldown as u64),
+        schedule: row.detection_schedule.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("analyse-{}", &row.id[..8.min(row.id.len())]))
+        .spawn(move || analyse(pkt_rx, rep_tx, cfg));
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::Failed(CaptureError::Device(format!(
+                "cannot start the analysis thread: {e}"
+            )))
+        }
+    };
+    let mut last_picture = Instant::now();
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut dropping = false;
+    let outcome = loop {
+        tokio::select! {
+            pkt = source.next() => match pkt {
+                Ok(p) => {
+                    if dropping {
+                        // After an overflow, H.264 can only resume at a key frame.
+                        if let Packet::H264(au) = &p {
+                            if !crate::video::h264::is_idr(au) {
+                                continue;
+                            }
+                        }
+                        dropping = false;
+                    }
+                    match pkt_tx.try_send(p) {
+                        Ok(()) => {}
+                        Err(std::sync::mpsc::TrySendError::Full(_)) => dropping = true,
+                        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                            break Outcome::Failed(CaptureError::Stream("the analysis thread stopped".into()));
+                        }
+                    }
+                }
+                Err(e) => break Outcome::Failed(e),
+            },
+            rep = rep_rx.recv() => match rep {
+                Some(Report::Frames { fps, width, height }) => {
+                    last_picture = Instant::now();
+                    *backoff = Duration::from_secs(1);
+                    let now = state.clock.now_ms();
+                    mgr.set_status(state, row, |s| {
+                        s.status = "streaming";
+                        s.error = None;
+                        s.fps = Some((fps * 10.0).round() / 10.0);
+                        s.resolution = Some((width, height));
+                        s.codec = Some(codec);
+                        s.last_frame_at = Some(now);
+                    });
+                }
+                Some(Report::Motion { jpeg, boxes, fraction }) => {
+                    record_motion(state, row, jpeg, boxes, fraction).await;
+                }
+                None => break Outcome::Failed(CaptureError::Stream("the analysis thread stopped".into())),
+            },
+            _ = check.tick() => {
+                if last_picture.elapsed() > WATCHDOG {
+                    break Outcome::Failed(CaptureError::Timeout(format!("no decodable video for {} s", WATCHDOG.as_secs())));
+                }
+            }
+            _ = stop.changed() => break Outcome::Stopped,
+        }
+    };
+    drop(pkt_tx);
+    drop(source);
+    // The thread ends when its queue closes; it holds no lock the runtime needs.
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    outcome
+}
+
+async fn record_motion(
+    state: &Arc<AppState>,
+    row: &CameraRow,
+    jpeg: Vec<u8>,
+    boxes: Vec<MotionBox>,
+    fraction: f32,
+) {
+    let threshold = row.motion_sensitivity.changed_fraction();
+    let confidence = ((fraction / (2.0 * threshold)).min(1.0) * 100.0).round() as u8;
+    let now = state.clock.now_ms();
+    let bounding_boxes: Vec<serde_json::Value> = boxes
+        .iter()
+        .map(|b| serde_json::json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height, "label": "motion", "score": fraction}))
+        .collect();
+    let ev = EventRow {
+        id: crate::crypto::new_uuid(),
+        camera_id: row.id.clone(),
+        ts: now,
+        detection_type: "motion".into(),
+        confidence,
+        objects_detected: vec!["motion".into()],
+        bounding_boxes: serde_json::Value::Array(bounding_boxes),
+        source_type: row.camera_type.as_str().into(),
+        created_at: now,
+        ..Default::default()
+    };
+    match state.record_event(ev, Some(jpeg)).await {
+        Ok(e) => {
+            tracing::info!(camera.id = %row.id, event.id = %e.id, motion.fraction = fraction, "motion event")
+        }
+        Err(e) => tracing::warn!(camera.id = %row.id, error = ?e, "could not store a motion event"),
+    }
+}
+
+/// Local weekday (0 = Monday) and minute of the day, from the system's time zone.
+fn local_now() -> (u8, u16) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` and `tm` are valid for the call; localtime_r is thread-safe.
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    (
+        ((tm.tm_wday + 6) % 7) as u8,
+        (tm.tm_hour * 60 + tm.tm_min) as u16,
+    )
+}
+
+/// The analysis thread: decode, cap the analysis rate, detect motion, make snapshots.
+fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg: Analysis) {
+    let mut decoder = match H264Decoder::new() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::error!(error = %e, "no H.264 decoder");
+            None
+        }
+    };
+    let mut motion = MotionDetector::new(cfg.threshold, &cfg.zones);
+    let min_interval = Duration::from_secs_f32(1.0 / cfg.frame_rate as f32);
+    let mut last_analysed: Option<Instant> = None;
+    let mut last_event: Option<Instant> = None;
+    let mut window_start = Instant::now();
+    let mut window_frames = 0u32;
+    let mut on_picture = |p: &Picture<'_>| {
+        let now = Instant::now();
+        window_frames += 1;
+        let elapsed = now.duration_since(window_start);
+        if elapsed >= Duration::from_secs(1) || window_frames == 1 && last_analysed.is_none() {
+            let fps = window_frames as f32 / elapsed.as_secs_f32().max(0.001);
+            let _ = tx.try_send(Report::Frames {
+                fps: if last_analysed.is_none() { 0.0 } else { fps },
+                width: p.width,
+                height: p.height,
+            });
+            window_start = now;
+            window_frames = 0;
+        }
+        if last_analysed.is_some_and(|t| now.duration_since(t) < min_interval) {
+            return;
+        }
+        last_analysed = Some(now);
+        let r = motion.analyse(p.y, p.width, p.height, p.y_stride);
+        if !r.motion || !cfg.motion_enabled {
+            return;
+        }
+        if last_event.is_some_and(|t| now.duration_since(t) < cfg.cooldown) {
+            return;
+        }
+        if let Some(s) = &cfg.schedule {
+            let (day, minute) = local_now();
+            if !s.is_active(day, minute) {
+                return;
+            }
+        }
+        match encode_picture(p, SNAPSHOT_MAX_WIDTH, 80) {
+            Ok(jpeg) => {
+                last_event = Some(now);
+                let _ = tx.blocking_send(Report::Motion {
+                    jpeg,
+                    boxes: r.boxes,
+                    fraction: r.fraction,
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "could not encode a snapshot"),
+        }
+    };
+    while let Ok(pkt) = rx.recv() {
+        match pkt {
+            Packet::H264(au) => {
+                if let Some(d) = decoder.as_mut() {
+                    d.decode(&au, &mut on_picture);
+                }
+            }
+            Packet::Picture(f) => on_picture(&f.picture()),
+        }
+    }
+}

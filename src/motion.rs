@@ -1,0 +1,457 @@
+//! Cheap motion detection on the luma plane.
+//!
+//! Each analysed frame is box-averaged down to about 120 rows (averaging also removes most
+//! sensor noise), compared with a running-average background, and corrected for global
+//! brightness shifts (auto-exposure, lights dimming). Changed cells need changed neighbours, so
+//! isolated noise never counts. A frame whose change covers most of the picture is a lighting
+//! change: the background is reset and no motion is reported. Motion is the share of changed
+//! cells inside the enabled zones (the whole frame when there are none), compared with the
+//! camera's sensitivity (low 5 %, medium 2 %, high 0.5 %). Connected changed regions become
+//! boxes for the object detector.
+
+use crate::model::{Point, Zone};
+
+/// Rows of the analysis grid (the frame is scaled down by a whole factor to about this many).
+const GRID_ROWS: usize = 120;
+/// Difference (0-255 luma) above which a cell counts as changed, after brightness correction.
+const DIFF_THRESHOLD: i32 = 18;
+/// Above this share of the whole frame changing at once, it is a lighting change, not motion.
+const LIGHTING_CHANGE: f32 = 0.55;
+/// Frames used to learn the background before motion can be reported.
+const WARMUP_FRAMES: u32 = 3;
+/// A region needs at least this many cells to become a box.
+const MIN_BOX_CELLS: usize = 4;
+
+/// A motion region in normalised coordinates (0..1, origin top left).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MotionBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+/// The verdict on one frame.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MotionResult {
+    /// Changed share of the watched area (0..1).
+    pub fraction: f32,
+    pub motion: bool,
+    pub lighting_change: bool,
+    pub boxes: Vec<MotionBox>,
+}
+
+pub struct MotionDetector {
+    threshold: f32,
+    zones: Vec<Zone>,
+    // Geometry of the current stream; everything below is rebuilt when it changes.
+    src: (usize, usize),
+    factor: usize,
+    gw: usize,
+    gh: usize,
+    /// Background, luma × 16 (fixed point).
+    bg: Vec<u16>,
+    cur: Vec<u8>,
+    changed: Vec<bool>,
+    mask: Vec<bool>,
+    mask_cells: usize,
+    frames: u32,
+}
+
+fn point_in_polygon(px: f32, py: f32, poly: &[Point]) -> bool {
+    let mut inside = false;
+    let n = poly.len();
+    let mut j = n - 1;
+    for i in 0..n {
+        let (a, b) = (poly[i], poly[j]);
+        if (a.y > py) != (b.y > py) && px < (b.x - a.x) * (py - a.y) / (b.y - a.y) + a.x {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
+impl MotionDetector {
+    /// `changed_fraction` is the sensitivity threshold (`Sensitivity::changed_fraction`).
+    pub fn new(changed_fraction: f32, zones: &[Zone]) -> Self {
+        MotionDetector {
+            threshold: changed_fraction,
+            zones: zones
+                .iter()
+                .filter(|z| z.enabled && z.vertices.len() >= 3)
+                .cloned()
+                .collect(),
+            src: (0, 0),
+            factor: 1,
+            gw: 0,
+            gh: 0,
+            bg: Vec::new(),
+            cur: Vec::new(),
+            changed: Vec::new(),
+            mask: Vec::new(),
+            mask_cells: 0,
+            frames: 0,
+        }
+    }
+
+    fn reset(&mut self, width: usize, height: usize) {
+        self.src = (width, height);
+        self.factor = height.div_ceil(GRID_ROWS).max(1);
+        self.gw = (width / self.factor).max(1);
+        self.gh = (height / self.factor).max(1);
+        let n = self.gw * self.gh;
+        self.bg = vec![0; n];
+        self.cur = vec![0; n];
+        self.changed = vec![false; n];
+        self.mask = (0..n)
+            .map(|i| {
+                if self.zones.is_empty() {
+                    return true;
+                }
+                let x = ((i % self.gw) as f32 + 0.5) / self.gw as f32;
+                let y = ((i / self.gw) as f32 + 0.5) / self.gh as f32;
+                self.zones
+                    .iter()
+                    .any(|z| point_in_polygon(x, y, &z.vertices))
+            })
+            .collect();
+        self.mask_cells = self.mask.iter().filter(|m| **m).count();
+        self.frames = 0;
+    }
+
+    /// Box-averages the luma plane into the analysis grid.
+    fn downscale(&mut self, y: &[u8], stride: usize) {
+        let f = self.factor;
+        let area = (f * f) as u32;
+        for gy in 0..self.gh {
+            for gx in 0..self.gw {
+                let mut sum = 0u32;
+                for row in gy * f..gy * f + f {
+                    let start = row * stride + gx * f;
+                    sum += y[start..start + f].iter().map(|&v| v as u32).sum::<u32>();
+                }
+                self.cur[gy * self.gw + gx] = (sum / area) as u8;
+            }
+        }
+    }
+
+    /// Analyses one frame's luma plane (`stride` bytes per row).
+    pub fn analyse(
+        &mut self,
+        y: &[u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+    ) -> MotionResult {
+        if width == 0 || height == 0 || y.len() < stride * (height - 1) + width {
+            return MotionResult::default();
+        }
+        if self.src != (width, height) {
+            self.reset(width, height);
+        }
+        self.downscale(y, stride);
+        let n = self.cur.len();
+        if self.frames == 0 {
+            for i in 0..n {
+                self.bg[i] = (self.cur[i] as u16) << 4;
+            }
+            self.frames = 1;
+            return MotionResult::default();
+        }
+        // Global brightness shift, measured as the median difference so a person does not
+        // move it.
+        let mut hist = [0u32; 511];
+        for i in 0..n {
+            let d = self.cur[i] as i32 - (self.bg[i] >> 4) as i32;
+            hist[(d + 255) as usize] += 1;
+        }
+        let mut acc = 0u32;
+        let mut shift = 0i32;
+        for (k, c) in hist.iter().enumerate() {
+            acc += c;
+            if acc * 2 >= n as u32 {
+                shift = k as i32 - 255;
+                break;
+            }
+        }
+        let mut raw_changed = 0usize;
+        for i in 0..n {
+            let d = self.cur[i] as i32 - (self.bg[i] >> 4) as i32 - shift;
+            self.changed[i] = d.abs() > DIFF_THRESHOLD;
+            raw_changed += self.changed[i] as usize;
+        }
+        let whole_share = raw_changed as f32 / n as f32;
+        if whole_share > LIGHTING_CHANGE {
+            for i in 0..n {
+                self.bg[i] = (self.cur[i] as u16) << 4;
+            }
+            self.frames += 1;
+            return MotionResult {
+                fraction: whole_share,
+                lighting_change: true,
+                ..Default::default()
+            };
+        }
+        // Keep changed cells that have at least two changed neighbours.
+        let (gw, gh) = (self.gw, self.gh);
+        let mut kept = vec![false; n];
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let i = gy * gw + gx;
+                if !self.changed[i] {
+                    continue;
+                }
+                let mut nb = 0;
+                for dy in -1i32..=1 {
+                    for dx in -1i32..=1 {
+                        if dx == 0 && dy == 0 {
+                            continue;
+                        }
+                        let (x, yy) = (gx as i32 + dx, gy as i32 + dy);
+                        if x >= 0
+                            && yy >= 0
+                            && (x as usize) < gw
+                            && (yy as usize) < gh
+                            && self.changed[yy as usize * gw + x as usize]
+                        {
+                            nb += 1;
+                        }
+                    }
+                }
+                kept[i] = nb >= 2;
+            }
+        }
+        let in_zone = (0..n).filter(|&i| kept[i] && self.mask[i]).count();
+        let fraction = if self.mask_cells == 0 {
+            0.0
+        } else {
+            in_zone as f32 / self.mask_cells as f32
+        };
+        // Learn: quickly where nothing moves, slowly under moving things (so a parked car
+        // becomes background within minutes).
+        for (i, &moving) in kept.iter().enumerate() {
+            let target = (self.cur[i] as i32) << 4;
+            let b = self.bg[i] as i32;
+            let step = if moving {
+                (target - b) / 64
+            } else {
+                (target - b) / 8
+            };
+            self.bg[i] = (b + step).clamp(0, 255 << 4) as u16;
+        }
+        self.frames += 1;
+        let motion = self.frames > WARMUP_FRAMES && fraction >= self.threshold;
+        let boxes = if motion {
+            self.regions(&kept)
+        } else {
+            Vec::new()
+        };
+        MotionResult {
+            fraction,
+            motion,
+            lighting_change: false,
+            boxes,
+        }
+    }
+
+    /// Bounding boxes of connected changed regions inside the zones, largest first.
+    fn regions(&self, kept: &[bool]) -> Vec<MotionBox> {
+        let (gw, gh) = (self.gw, self.gh);
+        let mut seen = vec![false; kept.len()];
+        let mut out: Vec<(usize, MotionBox)> = Vec::new();
+        let mut stack = Vec::new();
+        for start in 0..kept.len() {
+            if !kept[start] || seen[start] || !self.mask[start] {
+                continue;
+            }
+            let (mut x0, mut y0, mut x1, mut y1, mut cells) = (gw, gh, 0, 0, 0);
+            stack.push(start);
+            seen[start] = true;
+            while let Some(i) = stack.pop() {
+                let (x, y) = (i % gw, i / gw);
+                cells += 1;
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x);
+                y1 = y1.max(y);
+                for (dx, dy) in [
+                    (-1i32, 0i32),
+                    (1, 0),
+                    (0, -1),
+                    (0, 1),
+                    (-1, -1),
+                    (1, 1),
+                    (-1, 1),
+                    (1, -1),
+                ] {
+                    let (nx, ny) = (x as i32 + dx, y as i32 + dy);
+                    if nx < 0 || ny < 0 || nx as usize >= gw || ny as usize >= gh {
+                        continue;
+                    }
+                    let j = ny as usize * gw + nx as usize;
+                    if kept[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+            if cells >= MIN_BOX_CELLS {
+                out.push((
+                    cells,
+                    MotionBox {
+                        x: x0 as f32 / gw as f32,
+                        y: y0 as f32 / gh as f32,
+                        width: (x1 - x0 + 1) as f32 / gw as f32,
+                        height: (y1 - y0 + 1) as f32 / gh as f32,
+                    },
+                ));
+            }
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.0));
+        out.into_iter().map(|(_, b)| b).take(16).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic noisy scene with a bright square at `obj` (x, y) when given.
+    fn frame(
+        w: usize,
+        h: usize,
+        seed: u32,
+        brightness: i32,
+        obj: Option<(usize, usize)>,
+    ) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2_654_435_761);
+        (0..w * h)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                let (x, y) = (i % w, i / w);
+                let base = 60 + ((x / 40 + y / 30) % 3) as i32 * 40 + brightness;
+                let noise = (s % 17) as i32 - 8;
+                let mut v = base + noise;
+                if let Some((ox, oy)) = obj {
+                    if x >= ox && x < ox + 60 && y >= oy && y < oy + 120 {
+                        v = 235;
+                    }
+                }
+                v.clamp(0, 255) as u8
+            })
+            .collect()
+    }
+
+    fn run(d: &mut MotionDetector, frames: impl Iterator<Item = Vec<u8>>) -> Vec<MotionResult> {
+        frames.map(|f| d.analyse(&f, 640, 360, 640)).collect()
+    }
+
+    #[test]
+    fn noise_and_flicker_on_a_static_scene_are_not_motion() {
+        let mut d = MotionDetector::new(0.005, &[]);
+        let res = run(
+            &mut d,
+            (0..60).map(|i| frame(640, 360, i, ((i % 7) as i32 - 3) * 6, None)),
+        );
+        assert!(
+            res.iter().all(|r| !r.motion),
+            "{:?}",
+            res.iter().map(|r| r.fraction).collect::<Vec<_>>()
+        );
+        // A sudden global lighting change is recognised as such.
+        let r = d.analyse(
+            &frame(640, 360, 99, 90, None)
+                .iter()
+                .map(|v| v / 3)
+                .collect::<Vec<_>>(),
+            640,
+            360,
+            640,
+        );
+        assert!(!r.motion);
+    }
+
+    #[test]
+    fn a_moving_object_is_motion_with_a_box_around_it() {
+        let mut d = MotionDetector::new(0.02, &[]);
+        let res = run(
+            &mut d,
+            (0..20).map(|i| {
+                frame(
+                    640,
+                    360,
+                    i,
+                    0,
+                    (i >= 10).then_some((100 + i as usize * 10, 120)),
+                )
+            }),
+        );
+        assert!(res[..10].iter().all(|r| !r.motion));
+        let hit = &res[12];
+        assert!(hit.motion, "{hit:?}");
+        let b = hit.boxes[0];
+        let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
+        assert!(
+            (cx - (220.0 + 30.0) / 640.0).abs() < 0.08 && (cy - 180.0 / 360.0).abs() < 0.1,
+            "{b:?}"
+        );
+    }
+
+    #[test]
+    fn movement_outside_every_zone_is_ignored() {
+        let right_half = Zone {
+            id: None,
+            name: "right".into(),
+            vertices: vec![
+                Point { x: 0.6, y: 0.0 },
+                Point { x: 1.0, y: 0.0 },
+                Point { x: 1.0, y: 1.0 },
+                Point { x: 0.6, y: 1.0 },
+            ],
+            enabled: true,
+        };
+        let mut d = MotionDetector::new(0.005, std::slice::from_ref(&right_half));
+        let res = run(
+            &mut d,
+            (0..20).map(|i| {
+                frame(
+                    640,
+                    360,
+                    i,
+                    0,
+                    (i >= 10).then_some((50 + i as usize * 5, 100)),
+                )
+            }),
+        );
+        assert!(res.iter().all(|r| !r.motion));
+        // The same object inside the zone is seen.
+        let mut d = MotionDetector::new(0.005, &[right_half]);
+        let res = run(
+            &mut d,
+            (0..20).map(|i| {
+                frame(
+                    640,
+                    360,
+                    i,
+                    0,
+                    (i >= 10).then_some((450 + i as usize * 5, 100)),
+                )
+            }),
+        );
+        assert!(res[15].motion);
+    }
+
+    #[test]
+    fn polygon_test() {
+        let tri = [
+            Point { x: 0.0, y: 0.0 },
+            Point { x: 1.0, y: 0.0 },
+            Point { x: 0.0, y: 1.0 },
+        ];
+        assert!(point_in_polygon(0.2, 0.2, &tri));
+        assert!(!point_in_polygon(0.8, 0.8, &tri));
+    }
+}

@@ -1,0 +1,169 @@
+//! JPEG snapshots of decoded pictures (jpeg-encoder, pure Rust), scaled to at most 640 pixels
+//! wide, and the conversions V4L2 frames need (YUYV and MJPEG into I420).
+
+use super::decode::Picture;
+
+/// Snapshots are at most this wide (height follows the aspect ratio).
+pub const SNAPSHOT_MAX_WIDTH: usize = 640;
+
+/// Encodes `p` as a JPEG of at most `max_width` pixels wide.
+pub fn encode_picture(p: &Picture<'_>, max_width: usize, quality: u8) -> Result<Vec<u8>, String> {
+    if p.width == 0 || p.height == 0 {
+        return Err("empty picture".into());
+    }
+    let (w, h) = if p.width > max_width {
+        (max_width, (p.height * max_width / p.width).max(2) & !1)
+    } else {
+        (p.width, p.height)
+    };
+    let mut buf = Vec::with_capacity(w * h * 3);
+    for oy in 0..h {
+        let sy = oy * p.height / h;
+        let yrow = &p.y[sy * p.y_stride..];
+        let crow = (sy / 2) * p.uv_stride;
+        for ox in 0..w {
+            let sx = ox * p.width / w;
+            buf.push(yrow[sx]);
+            buf.push(p.u[crow + sx / 2]);
+            buf.push(p.v[crow + sx / 2]);
+        }
+    }
+    let mut out = Vec::with_capacity(w * h / 4);
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&buf, w as u16, h as u16, jpeg_encoder::ColorType::Ycbcr)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// An owned I420 picture, for sources that do not come from the H.264 decoder.
+#[derive(Debug, Clone, Default)]
+pub struct Frame420 {
+    pub width: usize,
+    pub height: usize,
+    pub y: Vec<u8>,
+    pub u: Vec<u8>,
+    pub v: Vec<u8>,
+}
+
+impl Frame420 {
+    pub fn picture(&self) -> Picture<'_> {
+        Picture {
+            width: self.width,
+            height: self.height,
+            y: &self.y,
+            u: &self.u,
+            v: &self.v,
+            y_stride: self.width,
+            uv_stride: self.width.div_ceil(2),
+        }
+    }
+
+    /// Converts packed YUYV (YUV 4:2:2, `stride` bytes per row) into I420.
+    pub fn from_yuyv(data: &[u8], width: usize, height: usize, stride: usize) -> Option<Frame420> {
+        let stride = stride.max(width * 2);
+        if width < 2 || height < 2 || data.len() < stride * (height - 1) + width * 2 {
+            return None;
+        }
+        let cw = width.div_ceil(2);
+        let ch = height.div_ceil(2);
+        let mut f = Frame420 {
+            width,
+            height,
+            y: vec![0; width * height],
+            u: vec![0; cw * ch],
+            v: vec![0; cw * ch],
+        };
+        for row in 0..height {
+            let src = &data[row * stride..row * stride + width * 2];
+            for x in 0..width {
+                f.y[row * width + x] = src[x * 2];
+            }
+            if row % 2 == 0 {
+                for cx in 0..width / 2 {
+                    f.u[(row / 2) * cw + cx] = src[cx * 4 + 1];
+                    f.v[(row / 2) * cw + cx] = src[cx * 4 + 3];
+                }
+            }
+        }
+        Some(f)
+    }
+
+    /// Decodes an MJPEG frame (a JPEG image) into I420.
+    pub fn from_jpeg(data: &[u8]) -> Result<Frame420, String> {
+        use zune_jpeg::zune_core::bytestream::ZCursor;
+        use zune_jpeg::zune_core::colorspace::ColorSpace;
+        use zune_jpeg::zune_core::options::DecoderOptions;
+        let opts = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::YCbCr);
+        let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(data), opts);
+        let pixels = d.decode().map_err(|e| e.to_string())?;
+        let (width, height) = d.dimensions().ok_or("no dimensions")?;
+        if pixels.len() < width * height * 3 {
+            return Err("short JPEG decode".into());
+        }
+        let cw = width.div_ceil(2);
+        let ch = height.div_ceil(2);
+        let mut f = Frame420 {
+            width,
+            height,
+            y: vec![0; width * height],
+            u: vec![0; cw * ch],
+            v: vec![0; cw * ch],
+        };
+        for row in 0..height {
+            for x in 0..width {
+                let i = (row * width + x) * 3;
+                f.y[row * width + x] = pixels[i];
+                if row % 2 == 0 && x % 2 == 0 {
+                    f.u[(row / 2) * cw + x / 2] = pixels[i + 1];
+                    f.v[(row / 2) * cw + x / 2] = pixels[i + 2];
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(width: usize, height: usize) -> Frame420 {
+        let cw = width.div_ceil(2);
+        let ch = height.div_ceil(2);
+        Frame420 {
+            width,
+            height,
+            y: (0..width * height)
+                .map(|i| ((i % width) * 255 / width) as u8)
+                .collect(),
+            u: vec![100; cw * ch],
+            v: vec![160; cw * ch],
+        }
+    }
+
+    #[test]
+    fn snapshot_is_scaled_to_640_and_decodes_back() {
+        let f = gradient(1280, 720);
+        let jpg = encode_picture(&f.picture(), SNAPSHOT_MAX_WIDTH, 80).unwrap();
+        assert_eq!(&jpg[..3], &[0xFF, 0xD8, 0xFF]);
+        let back = Frame420::from_jpeg(&jpg).unwrap();
+        assert_eq!((back.width, back.height), (640, 360));
+        // The gradient survives: left is dark, right is bright.
+        assert!(back.y[180 * 640 + 10] < 40 && back.y[180 * 640 + 630] > 215);
+        assert!((back.u[90 * 320 + 100] as i32 - 100).abs() < 6);
+        let small = encode_picture(&gradient(320, 240).picture(), 640, 80).unwrap();
+        assert_eq!(Frame420::from_jpeg(&small).unwrap().width, 320);
+    }
+
+    #[test]
+    fn yuyv_to_i420() {
+        // 4x2 YUYV: Y0 U Y1 V ...
+        let row = [10, 100, 20, 200, 30, 101, 40, 201, 0, 0];
+        let data: Vec<u8> = row.iter().chain(row.iter()).copied().collect();
+        let f = Frame420::from_yuyv(&data, 4, 2, 10).unwrap();
+        assert_eq!(f.y, vec![10, 20, 30, 40, 10, 20, 30, 40]);
+        assert_eq!(f.u, vec![100, 101]);
+        assert_eq!(f.v, vec![200, 201]);
+        assert!(Frame420::from_yuyv(&data[..5], 4, 2, 10).is_none());
+    }
+}
