@@ -7,6 +7,8 @@ mod capture;
 mod cli;
 mod errors;
 mod events;
+mod rtsp;
 mod support;
 mod system;
+mod video;
 mod ws;

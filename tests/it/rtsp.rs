@@ -1,0 +1,194 @@
+//! RTSP cameras against a real RTSP server on loopback (GStreamer's gst-rtsp-server, started
+//! from tests/support/rtsp_server.py): authentication, streaming, motion events, the connection
+//! test, and recovery after the server dies and comes back.
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct RtspServer {
+    child: Child,
+}
+
+impl RtspServer {
+    fn start(port: u16, extra: &[&str]) -> RtspServer {
+        let script = format!(
+            "{}/tests/support/rtsp_server.py",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the RTSP test server needs /usr/bin/python3 with GStreamer (scripts/deps.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the RTSP test server did not start");
+        RtspServer { child }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_status(app: &TestApp, auth: &str, id: &str, want: &str, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, v) = app.get(&format!("/api/v1/cameras/{id}"), auth).await;
+        if v["status"]["status"] == json!(want) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "camera never reached {want}: {}",
+            v["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_camera_streams_makes_events_and_recovers_after_the_server_restarts() {
+    let port = free_port();
+    let server = RtspServer::start(port, &["--user", "viewer", "--password", "s3cret"]);
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let (s, cam) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Gate", "type": "rtsp", "rtsp_url": format!("rtsp://viewer:s3cret@127.0.0.1:{port}/test"),
+                   "frame_rate": 5, "motion_sensitivity": "high"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    assert_eq!(
+        cam["rtsp_url"],
+        json!(format!("rtsp://127.0.0.1:{port}/test"))
+    );
+    let id = cam["id"].as_str().unwrap().to_string();
+    let v = wait_status(&app, &admin, &id, "streaming", 20).await;
+    assert_eq!(v["status"]["resolution"], json!("320x180"));
+
+    // The moving ball is motion: an event with a snapshot.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let event = loop {
+        let (_, page) = app.get("/api/v1/events", &admin).await;
+        if page["total"].as_u64().unwrap() > 0 {
+            break page["items"][0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no motion event from the RTSP camera"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(event["source_type"], json!("rtsp"));
+    assert!(event["thumbnail_url"].is_string());
+
+    // The server dies: the camera goes to error; it comes back: streaming again, without
+    // restarting the appliance.
+    drop(server);
+    let v = wait_status(&app, &admin, &id, "error", 20).await;
+    assert!(v["status"]["error"].is_string());
+    let _server = RtspServer::start(port, &["--user", "viewer", "--password", "s3cret"]);
+    wait_status(&app, &admin, &id, "streaming", 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_test_reports_credentials_and_codec_problems() {
+    let port = free_port();
+    let _h264 = RtspServer::start(port, &["--user", "viewer", "--password", "s3cret"]);
+    let mport = free_port();
+    let _vp8 = RtspServer::start(mport, &["--codec", "vp8"]);
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let url = format!("rtsp://127.0.0.1:{port}/test");
+
+    let (s, v) = app
+        .post(
+            "/api/v1/cameras/test",
+            &admin,
+            json!({"type": "rtsp", "rtsp_url": url, "username": "viewer", "password": "s3cret"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["success"], json!(true), "{v}");
+    assert_eq!(v["resolution"], json!("320x180"));
+    assert_eq!(v["codec"], json!("h264"));
+    assert!(v["thumbnail"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/jpeg;base64,"));
+
+    let (_, v) = app
+        .post(
+            "/api/v1/cameras/test",
+            &admin,
+            json!({"type": "rtsp", "rtsp_url": url, "username": "viewer", "password": "wrong"}),
+        )
+        .await;
+    assert_eq!(v["success"], json!(false));
+    assert!(
+        v["message"].as_str().unwrap().contains("credentials"),
+        "{v}"
+    );
+
+    let (_, v) = app
+        .post(
+            "/api/v1/cameras/test",
+            &admin,
+            json!({"type": "rtsp", "rtsp_url": url}),
+        )
+        .await;
+    assert_eq!(v["success"], json!(false));
+    assert!(
+        v["message"].as_str().unwrap().contains("credentials"),
+        "{v}"
+    );
+
+    let (_, v) = app
+        .post(
+            "/api/v1/cameras/test",
+            &admin,
+            json!({"type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{mport}/test")}),
+        )
+        .await;
+    assert_eq!(v["success"], json!(false));
+    assert!(v["message"].as_str().unwrap().contains("H.264"), "{v}");
+
+    let (_, v) = app
+        .post(
+            "/api/v1/cameras/test",
+            &admin,
+            json!({"type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{}/test", free_port())}),
+        )
+        .await;
+    assert!(
+        v["message"].as_str().unwrap().contains("cannot reach"),
+        "{v}"
+    );
+    // Nothing was saved.
+    let (_, list) = app.get("/api/v1/cameras", &admin).await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
+}
