@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod rtsp;
+pub mod tls_tunnel;
 pub mod v4l2;
 
 use crate::model::CameraType;

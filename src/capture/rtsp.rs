@@ -2,8 +2,8 @@
 //! basic and digest authentication, H.264 delivered as Annex B access units with the parameter
 //! sets before every key frame. retina sets no timeouts of its own, so every step here has one.
 //!
-//! `rtsps://` (RTSP over TLS) is not supported by retina; such URLs are refused with a clear
-//! message rather than silently downgraded.
+//! `rtsps://` (RTSP over TLS) goes through a local TLS tunnel (`tls_tunnel.rs`), since retina
+//! speaks plain RTSP only; such cameras always use TCP transport.
 
 use super::{BoxFuture, CaptureError, Packet, Source, SourceSpec};
 use futures_util::StreamExt;
@@ -19,6 +19,8 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct RtspSource {
     demuxed: Demuxed,
+    /// Keeps an `rtsps://` camera's tunnel open while the session uses it.
+    _tunnel: Option<super::tls_tunnel::Tunnel>,
     video_stream: usize,
     fps: Option<f32>,
     /// Packets were lost: drop frames until the next key frame.
@@ -65,11 +67,6 @@ impl RtspSource {
             .rtsp_url
             .as_deref()
             .ok_or_else(|| CaptureError::Config("rtsp_url is missing".into()))?;
-        if raw.starts_with("rtsps://") {
-            return Err(CaptureError::Unsupported(
-                "rtsps:// (RTSP over TLS) is not supported yet; use the camera's rtsp:// URL on a trusted LAN".into(),
-            ));
-        }
         let mut url =
             url::Url::parse(raw).map_err(|e| CaptureError::Config(format!("rtsp_url: {e}")))?;
         // Credentials travel in the session options, never in the URL.
@@ -82,6 +79,15 @@ impl RtspSource {
             }
             let _ = url.set_username("");
             let _ = url.set_password(None);
+        }
+        let tls = url.scheme() == "rtsps";
+        let tunnel = if tls {
+            Some(super::tls_tunnel::open(&url).await?)
+        } else {
+            None
+        };
+        if let Some(t) = &tunnel {
+            url = t.local_url.clone();
         }
         let creds = username.map(|username| Credentials {
             username,
@@ -112,7 +118,7 @@ impl RtspSource {
             })?;
         let fps = session.streams()[video_stream].framerate();
         let transport = match spec.rtsp_transport.as_str() {
-            "udp" => Transport::Udp(Default::default()),
+            "udp" if !tls => Transport::Udp(Default::default()),
             _ => Transport::Tcp(Default::default()),
         };
         let setup = SetupOptions::default()
@@ -123,6 +129,7 @@ impl RtspSource {
         let demuxed = playing.demuxed().map_err(classify)?;
         Ok(RtspSource {
             demuxed,
+            _tunnel: tunnel,
             video_stream,
             fps,
             need_key_frame: false,

@@ -192,3 +192,48 @@ async fn connection_test_reports_credentials_and_codec_problems() {
     let (_, list) = app.get("/api/v1/cameras", &admin).await;
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsps_cameras_stream_through_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let port = free_port();
+    let _server = RtspServer::start(
+        port,
+        &[
+            "--user",
+            "viewer",
+            "--password",
+            "s3cret",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let url = format!("rtsps://127.0.0.1:{port}/test");
+    let (_, v) = app
+        .post(
+            "/api/v1/cameras/test",
+            &admin,
+            json!({"type": "rtsp", "rtsp_url": url, "username": "viewer", "password": "s3cret"}),
+        )
+        .await;
+    assert_eq!(v["success"], json!(true), "{v}");
+    // Plain RTSP to a TLS port does not work, and says so instead of hanging.
+    let (_, v) = app
+        .post("/api/v1/cameras/test", &admin, json!({"type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"), "username": "viewer", "password": "s3cret"}))
+        .await;
+    assert_eq!(v["success"], json!(false), "{v}");
+    let (_, cam) = app
+        .post("/api/v1/cameras", &admin, json!({"name": "Secure", "type": "rtsp", "rtsp_url": url, "username": "viewer", "password": "s3cret"}))
+        .await;
+    let id = cam["id"].as_str().unwrap().to_string();
+    let v = wait_status(&app, &admin, &id, "streaming", 20).await;
+    assert_eq!(v["status"]["resolution"], json!("320x180"));
+}

@@ -2,11 +2,12 @@
 """A real RTSP server on loopback for the integration tests (GStreamer's gst-rtsp-server,
 through Debian's python3-gi; run it with /usr/bin/python3).
 
-    rtsp_server.py PORT [--user U --password P] [--codec h264|vp8]
+    rtsp_server.py PORT [--user U --password P] [--codec h264|vp8] [--tls-cert C --tls-key K]
 
 Serves rtsp://127.0.0.1:PORT/test: a live 320x180, 15 fps test picture with a moving ball,
 encoded as H.264 (x264, with B-frames off) or as VP8 (a codec the appliance does not take). With --user/--password the server
-requires those credentials (Basic and Digest). Prints READY when it listens.
+requires those credentials (Basic and Digest); with --tls-cert/--tls-key it speaks RTSP over
+TLS (rtsps). Prints READY when it listens.
 """
 import argparse
 import sys
@@ -15,13 +16,15 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("port", type=int)
 ap.add_argument("--user")
 ap.add_argument("--password")
 ap.add_argument("--codec", default="h264", choices=["h264", "vp8"])
+ap.add_argument("--tls-cert")
+ap.add_argument("--tls-key")
 args = ap.parse_args()
 
 Gst.init(None)
@@ -40,8 +43,22 @@ factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch(f"( {src} {enc} )")
 factory.set_shared(True)
 
-if args.user:
+auth = None
+if args.user or args.tls_cert:
     auth = GstRtspServer.RTSPAuth()
+if args.tls_cert:
+    auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(args.tls_cert, args.tls_key))
+    if not args.user:
+        # Anonymous access, but over TLS.
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "anonymous")
+        auth.set_default_token(token)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_permission_for_role("anonymous", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        perms.add_permission_for_role("anonymous", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+        factory.set_permissions(perms)
+    server.set_auth(auth)
+if args.user:
     token = GstRtspServer.RTSPToken()
     token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
     try:
