@@ -25,8 +25,10 @@ walk 480 270 2 15 /tmp/walk-480.h264 -bf 0 -profile:v baseline
 cat tests/data/walk-320x180.h264 /tmp/walk-480.h264 > tests/data/resolution-change.h264
 # A still scene with sensor noise and lighting flicker: must never be motion.
 ffmpeg -v error -y -loop 1 -i "$D/horses.jpg" -vf \
-  "scale=320:180,setsar=1,noise=alls=12:allf=t,eq=brightness='0.06*sin(2*PI*t*1.5)',format=yuv420p" \
-  -t 4 -r 15 $x264 -bf 0 tests/data/static-flicker-320x180.h264
+  "scale=320:180,setsar=1,noise=alls=10:allf=t,eq=brightness='0.06*sin(2*PI*t*1.5)',format=yuv420p" \
+  -t 4 -r 15 $x264 -bf 0 -crf 30 tests/data/static-flicker-320x180.h264
+# For the ingest benchmark: 2 s at 1080p.
+walk 1920 1080 2 15 tests/data/walk-1920x1080.h264 -bf 2 -profile:v main -tune film -crf 30
 # The demo camera: 12 s at 640x360, 15 fps, with B-frames like a real camera's main profile.
 walk 640 360 12 15 assets/demo/person-walk.h264 -bf 2 -profile:v main -tune film -crf 26
 ls -l tests/data/*.h264 assets/demo/*.h264

@@ -550,7 +550,7 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
                 last_event = Some(now);
                 let _ = tx.blocking_send(Report::Motion {
                     jpeg,
-                    boxes: r.boxes,
+                    boxes: motion.boxes(),
                     fraction: r.fraction,
                 });
             }

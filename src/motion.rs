@@ -12,9 +12,9 @@
 use crate::model::{Point, Zone};
 
 /// Rows of the analysis grid (the frame is scaled down by a whole factor to about this many).
-const GRID_ROWS: usize = 120;
+const GRID_ROWS: usize = 100;
 /// Difference (0-255 luma) above which a cell counts as changed, after brightness correction.
-const DIFF_THRESHOLD: i32 = 18;
+const DIFF_THRESHOLD: i16 = 18;
 /// Above this share of the whole frame changing at once, it is a lighting change, not motion.
 const LIGHTING_CHANGE: f32 = 0.55;
 /// Frames used to learn the background before motion can be reported.
@@ -38,7 +38,6 @@ pub struct MotionResult {
     pub fraction: f32,
     pub motion: bool,
     pub lighting_change: bool,
-    pub boxes: Vec<MotionBox>,
 }
 
 pub struct MotionDetector {
@@ -52,7 +51,10 @@ pub struct MotionDetector {
     /// Background, luma × 16 (fixed point).
     bg: Vec<u16>,
     cur: Vec<u8>,
-    changed: Vec<bool>,
+    /// Per-frame scratch: difference to the background, changed (0/1), changed and confirmed.
+    diff: Vec<i16>,
+    changed: Vec<u8>,
+    kept: Vec<bool>,
     mask: Vec<bool>,
     mask_cells: usize,
     frames: u32,
@@ -88,7 +90,9 @@ impl MotionDetector {
             gh: 0,
             bg: Vec::new(),
             cur: Vec::new(),
+            diff: Vec::new(),
             changed: Vec::new(),
+            kept: Vec::new(),
             mask: Vec::new(),
             mask_cells: 0,
             frames: 0,
@@ -103,7 +107,9 @@ impl MotionDetector {
         let n = self.gw * self.gh;
         self.bg = vec![0; n];
         self.cur = vec![0; n];
-        self.changed = vec![false; n];
+        self.diff = vec![0; n];
+        self.changed = vec![0; n];
+        self.kept = vec![false; n];
         self.mask = (0..n)
             .map(|i| {
                 if self.zones.is_empty() {
@@ -120,18 +126,27 @@ impl MotionDetector {
         self.frames = 0;
     }
 
-    /// Box-averages the luma plane into the analysis grid.
+    /// Averages each cell of the luma plane into the analysis grid. Large cells are sampled on
+    /// a sub-grid (every `step`-th pixel and row): enough to average out sensor noise at a
+    /// fraction of the reads.
     fn downscale(&mut self, y: &[u8], stride: usize) {
         let f = self.factor;
-        let area = (f * f) as u32;
+        let step = (f / 2).max(1);
+        // Offsets of the sampled pixels inside a cell, and 1/count in 16.16 fixed point (a
+        // division per cell would cost more than the sums).
+        let offsets: Vec<usize> = (0..f)
+            .step_by(step)
+            .flat_map(|r| (0..f).step_by(step).map(move |c| r * stride + c))
+            .collect();
+        let recip = (1u32 << 16) / offsets.len() as u32;
         for gy in 0..self.gh {
-            for gx in 0..self.gw {
-                let mut sum = 0u32;
-                for row in gy * f..gy * f + f {
-                    let start = row * stride + gx * f;
-                    sum += y[start..start + f].iter().map(|&v| v as u32).sum::<u32>();
-                }
-                self.cur[gy * self.gw + gx] = (sum / area) as u8;
+            let row_base = gy * f * stride;
+            let out = &mut self.cur[gy * self.gw..(gy + 1) * self.gw];
+            for (gx, o) in out.iter_mut().enumerate() {
+                let base = row_base + gx * f;
+                let cell = &y[base..base + offsets[offsets.len() - 1] + 1];
+                let sum: u32 = offsets.iter().map(|&off| cell[off] as u32).sum();
+                *o = ((sum * recip) >> 16).min(255) as u8;
             }
         }
     }
@@ -162,29 +177,28 @@ impl MotionDetector {
         // Global brightness shift, measured as the median difference so a person does not
         // move it.
         let mut hist = [0u32; 511];
-        for i in 0..n {
-            let d = self.cur[i] as i32 - (self.bg[i] >> 4) as i32;
-            hist[(d + 255) as usize] += 1;
+        for ((d, &c), &b) in self.diff.iter_mut().zip(&self.cur).zip(&self.bg) {
+            *d = c as i16 - (b >> 4) as i16;
+            hist[(*d + 255) as usize] += 1;
         }
         let mut acc = 0u32;
-        let mut shift = 0i32;
+        let mut shift = 0i16;
         for (k, c) in hist.iter().enumerate() {
             acc += c;
             if acc * 2 >= n as u32 {
-                shift = k as i32 - 255;
+                shift = k as i16 - 255;
                 break;
             }
         }
         let mut raw_changed = 0usize;
-        for i in 0..n {
-            let d = self.cur[i] as i32 - (self.bg[i] >> 4) as i32 - shift;
-            self.changed[i] = d.abs() > DIFF_THRESHOLD;
-            raw_changed += self.changed[i] as usize;
+        for (ch, &d) in self.changed.iter_mut().zip(&self.diff) {
+            *ch = ((d - shift).abs() > DIFF_THRESHOLD) as u8;
+            raw_changed += *ch as usize;
         }
         let whole_share = raw_changed as f32 / n as f32;
         if whole_share > LIGHTING_CHANGE {
-            for i in 0..n {
-                self.bg[i] = (self.cur[i] as u16) << 4;
+            for (b, &c) in self.bg.iter_mut().zip(&self.cur) {
+                *b = (c as u16) << 4;
             }
             self.frames += 1;
             return MotionResult {
@@ -193,36 +207,34 @@ impl MotionDetector {
                 ..Default::default()
             };
         }
-        // Keep changed cells that have at least two changed neighbours.
+        // Keep changed cells that have at least two changed neighbours (border cells never
+        // count: a moving object is more than one cell wide).
         let (gw, gh) = (self.gw, self.gh);
-        let mut kept = vec![false; n];
-        for gy in 0..gh {
-            for gx in 0..gw {
+        self.kept.iter_mut().for_each(|k| *k = false);
+        let c = &self.changed;
+        for gy in 1..gh.saturating_sub(1) {
+            for gx in 1..gw - 1 {
                 let i = gy * gw + gx;
-                if !self.changed[i] {
+                if c[i] == 0 {
                     continue;
                 }
-                let mut nb = 0;
-                for dy in -1i32..=1 {
-                    for dx in -1i32..=1 {
-                        if dx == 0 && dy == 0 {
-                            continue;
-                        }
-                        let (x, yy) = (gx as i32 + dx, gy as i32 + dy);
-                        if x >= 0
-                            && yy >= 0
-                            && (x as usize) < gw
-                            && (yy as usize) < gh
-                            && self.changed[yy as usize * gw + x as usize]
-                        {
-                            nb += 1;
-                        }
-                    }
-                }
-                kept[i] = nb >= 2;
+                let nb = c[i - gw - 1]
+                    + c[i - gw]
+                    + c[i - gw + 1]
+                    + c[i - 1]
+                    + c[i + 1]
+                    + c[i + gw - 1]
+                    + c[i + gw]
+                    + c[i + gw + 1];
+                self.kept[i] = nb >= 2;
             }
         }
-        let in_zone = (0..n).filter(|&i| kept[i] && self.mask[i]).count();
+        let in_zone = self
+            .kept
+            .iter()
+            .zip(&self.mask)
+            .filter(|(k, m)| **k && **m)
+            .count();
         let fraction = if self.mask_cells == 0 {
             0.0
         } else {
@@ -230,32 +242,31 @@ impl MotionDetector {
         };
         // Learn: quickly where nothing moves, slowly under moving things (so a parked car
         // becomes background within minutes).
-        for (i, &moving) in kept.iter().enumerate() {
-            let target = (self.cur[i] as i32) << 4;
-            let b = self.bg[i] as i32;
+        for ((b, &cur), &moving) in self.bg.iter_mut().zip(&self.cur).zip(&self.kept) {
+            let target = (cur as i32) << 4;
+            let old = *b as i32;
             let step = if moving {
-                (target - b) / 64
+                (target - old) / 64
             } else {
-                (target - b) / 8
+                (target - old) / 8
             };
-            self.bg[i] = (b + step).clamp(0, 255 << 4) as u16;
+            *b = (old + step).clamp(0, 255 << 4) as u16;
         }
         self.frames += 1;
         let motion = self.frames > WARMUP_FRAMES && fraction >= self.threshold;
-        let boxes = if motion {
-            self.regions(&kept)
-        } else {
-            Vec::new()
-        };
         MotionResult {
             fraction,
             motion,
             lighting_change: false,
-            boxes,
         }
     }
 
-    /// Bounding boxes of connected changed regions inside the zones, largest first.
+    /// Bounding boxes of the connected changed regions of the last analysed frame inside the
+    /// zones, largest first. Computed on demand: only frames that become events need them.
+    pub fn boxes(&self) -> Vec<MotionBox> {
+        self.regions(&self.kept)
+    }
+
     fn regions(&self, kept: &[bool]) -> Vec<MotionBox> {
         let (gw, gh) = (self.gw, self.gh);
         let mut seen = vec![false; kept.len()];
@@ -379,7 +390,7 @@ mod tests {
         let mut d = MotionDetector::new(0.02, &[]);
         let res = run(
             &mut d,
-            (0..20).map(|i| {
+            (0..13).map(|i| {
                 frame(
                     640,
                     360,
@@ -390,9 +401,10 @@ mod tests {
             }),
         );
         assert!(res[..10].iter().all(|r| !r.motion));
+        // The boxes are those of the last frame analysed, frame 12.
         let hit = &res[12];
         assert!(hit.motion, "{hit:?}");
-        let b = hit.boxes[0];
+        let b = d.boxes()[0];
         let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
         assert!(
             (cx - (220.0 + 30.0) / 640.0).abs() < 0.08 && (cy - 180.0 / 360.0).abs() < 0.1,
