@@ -90,6 +90,8 @@ impl Frame420 {
 
     /// Decodes an MJPEG frame (a JPEG image) into I420.
     pub fn from_jpeg(data: &[u8]) -> Result<Frame420, String> {
+        let fixed = with_huffman_tables(data);
+        let data: &[u8] = &fixed;
         use zune_jpeg::zune_core::bytestream::ZCursor;
         use zune_jpeg::zune_core::colorspace::ColorSpace;
         use zune_jpeg::zune_core::options::DecoderOptions;
@@ -123,6 +125,70 @@ impl Frame420 {
     }
 }
 
+/// The standard Huffman tables of JPEG Annex K as DHT segments, taken from a JPEG that
+/// jpeg-encoder writes with its default (standard) tables.
+fn standard_dht() -> &'static [u8] {
+    static DHT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    DHT.get_or_init(|| {
+        let mut jpg = Vec::new();
+        let pixels = [128u8; 16 * 16 * 3];
+        let ok = jpeg_encoder::Encoder::new(&mut jpg, 80)
+            .encode(&pixels, 16, 16, jpeg_encoder::ColorType::Ycbcr)
+            .is_ok();
+        let mut out = Vec::new();
+        if ok {
+            for (marker, seg) in segments(&jpg) {
+                if marker == 0xC4 {
+                    out.extend_from_slice(seg);
+                }
+            }
+        }
+        out
+    })
+}
+
+/// The marker segments of a JPEG up to the start of scan: (marker, whole segment bytes).
+fn segments(jpeg: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+        let marker = jpeg[i + 1];
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        let end = (i + 2 + len).min(jpeg.len());
+        out.push((marker, &jpeg[i..end]));
+        if marker == 0xDA {
+            break;
+        }
+        i = end;
+    }
+    out
+}
+
+/// Many UVC webcams send MJPEG frames without Huffman tables (they rely on the standard ones,
+/// as Motion-JPEG in AVI did). Inserts the standard tables before the start of scan when a
+/// frame has none, so any JPEG decoder can read it.
+pub fn with_huffman_tables(jpeg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return jpeg.into();
+    }
+    let segs = segments(jpeg);
+    if segs.iter().any(|(m, _)| *m == 0xC4) {
+        return jpeg.into();
+    }
+    let Some(sos) = segs
+        .iter()
+        .find(|(m, _)| *m == 0xDA)
+        .map(|(_, s)| s.as_ptr() as usize - jpeg.as_ptr() as usize)
+    else {
+        return jpeg.into();
+    };
+    let mut out = Vec::with_capacity(jpeg.len() + 420);
+    out.extend_from_slice(&jpeg[..sos]);
+    out.extend_from_slice(standard_dht());
+    out.extend_from_slice(&jpeg[sos..]);
+    out.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +219,51 @@ mod tests {
         assert!((back.u[90 * 320 + 100] as i32 - 100).abs() < 6);
         let small = encode_picture(&gradient(320, 240).picture(), 640, 80).unwrap();
         assert_eq!(Frame420::from_jpeg(&small).unwrap().width, 320);
+    }
+
+    fn recorded(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/data/v4l2/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// Frames recorded from the same picture as a UVC camera would send them (YUYV, and MJPEG
+    /// with and without Huffman tables) convert to the same image.
+    #[test]
+    fn recorded_v4l2_frames_convert() {
+        let yuyv = Frame420::from_yuyv(&recorded("person-160x96.yuyv"), 160, 96, 320).unwrap();
+        let mjpeg = recorded("person-160x96.mjpeg");
+        let a = Frame420::from_jpeg(&mjpeg).unwrap();
+        assert_eq!((a.width, a.height), (160, 96));
+        // Strip the DHT segment, as many webcams do: still decodes, to the same picture.
+        let dht = segments(&mjpeg)
+            .into_iter()
+            .find(|(m, _)| *m == 0xC4)
+            .unwrap()
+            .1;
+        let at = dht.as_ptr() as usize - mjpeg.as_ptr() as usize;
+        let stripped: Vec<u8> = mjpeg[..at]
+            .iter()
+            .chain(&mjpeg[at + dht.len()..])
+            .copied()
+            .collect();
+        assert!(!segments(&stripped).iter().any(|(m, _)| *m == 0xC4));
+        let b = Frame420::from_jpeg(&stripped).unwrap();
+        assert_eq!(a.y, b.y);
+        // The JPEG (full-range luma) and the raw YUYV frame (video-range luma, 16-235) show the
+        // same scene.
+        let full = |q: u8| ((q as i32 - 16) * 255 / 219).clamp(0, 255);
+        let mean_diff =
+            a.y.iter()
+                .zip(&yuyv.y)
+                .map(|(p, q)| (*p as i32 - full(*q)).abs())
+                .sum::<i32>() as f32
+                / a.y.len() as f32;
+        assert!(mean_diff < 6.0, "{mean_diff}");
+        // A frame that is not a JPEG is an error, not a panic.
+        assert!(Frame420::from_jpeg(&mjpeg[..100]).is_err());
     }
 
     #[test]
