@@ -124,29 +124,3 @@ impl Opener for RealOpener {
         })
     }
 }
-
-/// Hides credentials in a URL for logs and status messages.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let end = rest.find('/').unwrap_or(rest.len());
-            match rest[..end].rfind('@') {
-                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-                None => url.to_string(),
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            super::redact_url("rtsp://u:p@cam:554/s"),
-            "rtsp://***@cam:554/s"
-        );
-        assert_eq!(super::redact_url("rtsp://cam/s@x"), "rtsp://cam/s@x");
-    }
-}
