@@ -58,6 +58,18 @@ impl Frame420 {
         }
     }
 
+    /// An all-zero picture of the given size.
+    pub fn black(width: usize, height: usize) -> Frame420 {
+        let chroma = width.div_ceil(2) * height.div_ceil(2);
+        Frame420 {
+            width,
+            height,
+            y: vec![0; width * height],
+            u: vec![0; chroma],
+            v: vec![0; chroma],
+        }
+    }
+
     /// Converts packed YUYV (YUV 4:2:2, `stride` bytes per row) into I420.
     pub fn from_yuyv(data: &[u8], width: usize, height: usize, stride: usize) -> Option<Frame420> {
         let stride = stride.max(width * 2);
@@ -65,14 +77,7 @@ impl Frame420 {
             return None;
         }
         let cw = width.div_ceil(2);
-        let ch = height.div_ceil(2);
-        let mut f = Frame420 {
-            width,
-            height,
-            y: vec![0; width * height],
-            u: vec![0; cw * ch],
-            v: vec![0; cw * ch],
-        };
+        let mut f = Frame420::black(width, height);
         for row in 0..height {
             let src = &data[row * stride..row * stride + width * 2];
             for x in 0..width {
@@ -103,14 +108,7 @@ impl Frame420 {
             return Err("short JPEG decode".into());
         }
         let cw = width.div_ceil(2);
-        let ch = height.div_ceil(2);
-        let mut f = Frame420 {
-            width,
-            height,
-            y: vec![0; width * height],
-            u: vec![0; cw * ch],
-            v: vec![0; cw * ch],
-        };
+        let mut f = Frame420::black(width, height);
         for row in 0..height {
             for x in 0..width {
                 let i = (row * width + x) * 3;

@@ -12,21 +12,6 @@ pub fn data(name: &str) -> String {
     format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn wait_for(app: &TestApp, auth: &str, id: &str, status: &str, secs: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (_, v) = app.get(&format!("/api/v1/cameras/{id}"), auth).await;
-        if v["status"]["status"] == json!(status) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "camera never reached {status}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_camera_streams_and_a_walking_person_makes_a_motion_event() {
     let app = TestApp::start().await;
@@ -44,7 +29,7 @@ async fn a_file_camera_streams_and_a_walking_person_makes_a_motion_event() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{cam}");
     let id = cam["id"].as_str().unwrap().to_string();
-    let v = wait_for(&app, &admin, &id, "streaming", 10).await;
+    let v = app.wait_camera_status(&admin, &id, "streaming", 10).await;
     assert_eq!(v["status"]["resolution"], json!("320x180"));
 
     // camera.status and then event.created arrive on the socket.
@@ -90,7 +75,7 @@ async fn a_file_camera_streams_and_a_walking_person_makes_a_motion_event() {
         .post(&format!("/api/v1/cameras/{id}/start"), &admin, json!({}))
         .await;
     assert_eq!(s, StatusCode::OK);
-    wait_for(&app, &admin, &id, "streaming", 10).await;
+    app.wait_camera_status(&admin, &id, "streaming", 10).await;
     // Disabling it through an update stops it too; deleting it leaves no status behind.
     let (_, v) = app
         .put(
@@ -115,7 +100,7 @@ async fn a_still_flickering_scene_makes_no_event() {
         )
         .await;
     let id = cam["id"].as_str().unwrap().to_string();
-    wait_for(&app, &admin, &id, "streaming", 10).await;
+    app.wait_camera_status(&admin, &id, "streaming", 10).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let (_, page) = app.get("/api/v1/events", &admin).await;
     assert_eq!(page["total"], json!(0), "{page}");
@@ -133,7 +118,7 @@ async fn a_missing_file_is_an_error_status_and_the_test_endpoint_says_why() {
         )
         .await;
     let id = cam["id"].as_str().unwrap().to_string();
-    let v = wait_for(&app, &admin, &id, "error", 5).await;
+    let v = app.wait_camera_status(&admin, &id, "error", 5).await;
     assert!(
         v["status"]["error"]
             .as_str()

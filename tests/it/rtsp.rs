@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -51,22 +51,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_status(app: &TestApp, auth: &str, id: &str, want: &str, secs: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (_, v) = app.get(&format!("/api/v1/cameras/{id}"), auth).await;
-        if v["status"]["status"] == json!(want) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "camera never reached {want}: {}",
-            v["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtsp_camera_streams_makes_events_and_recovers_after_the_server_restarts() {
     let port = free_port();
@@ -87,7 +71,7 @@ async fn rtsp_camera_streams_makes_events_and_recovers_after_the_server_restarts
         json!(format!("rtsp://127.0.0.1:{port}/test"))
     );
     let id = cam["id"].as_str().unwrap().to_string();
-    let v = wait_status(&app, &admin, &id, "streaming", 20).await;
+    let v = app.wait_camera_status(&admin, &id, "streaming", 20).await;
     assert_eq!(v["status"]["resolution"], json!("320x180"));
 
     // The moving ball is motion: an event with a snapshot.
@@ -109,10 +93,10 @@ async fn rtsp_camera_streams_makes_events_and_recovers_after_the_server_restarts
     // The server dies: the camera goes to error; it comes back: streaming again, without
     // restarting the appliance.
     drop(server);
-    let v = wait_status(&app, &admin, &id, "error", 20).await;
+    let v = app.wait_camera_status(&admin, &id, "error", 20).await;
     assert!(v["status"]["error"].is_string());
     let _server = RtspServer::start(port, &["--user", "viewer", "--password", "s3cret"]);
-    wait_status(&app, &admin, &id, "streaming", 40).await;
+    app.wait_camera_status(&admin, &id, "streaming", 40).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +218,6 @@ async fn rtsps_cameras_stream_through_tls() {
         .post("/api/v1/cameras", &admin, json!({"name": "Secure", "type": "rtsp", "rtsp_url": url, "username": "viewer", "password": "s3cret"}))
         .await;
     let id = cam["id"].as_str().unwrap().to_string();
-    let v = wait_status(&app, &admin, &id, "streaming", 20).await;
+    let v = app.wait_camera_status(&admin, &id, "streaming", 20).await;
     assert_eq!(v["status"]["resolution"], json!("320x180"));
 }

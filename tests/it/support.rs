@@ -215,6 +215,23 @@ impl TestApp {
         v["id"].as_str().unwrap().to_string()
     }
 
+    /// Polls a camera until its capture status is `want`; returns the camera JSON.
+    pub async fn wait_camera_status(&self, auth: &str, id: &str, want: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let (_, v) = self.get(&format!("/api/v1/cameras/{id}"), auth).await;
+            if v["status"]["status"] == json!(want) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "camera never reached {want}: {}",
+                v["status"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Creates an event through the API; returns its JSON.
     pub async fn event(&self, auth: &str, body: Value) -> Value {
         let (s, v) = self.post("/api/v1/events", auth, body).await;
