@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod detect;
 pub mod error;
 pub mod fsutil;
 pub mod http;

@@ -1,0 +1,190 @@
+//! Turning a YOLO-family model's output into detections: confidence threshold, per-class
+//! non-maximum suppression, boxes mapped from the model's input (letterboxed or cropped) back to
+//! the frame and normalised to 0..1. Pure functions, tested on fixture tensors.
+
+/// A detected object in normalised frame coordinates (0..1, origin top left).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Detection {
+    /// COCO class index.
+    pub class: usize,
+    pub score: f32,
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+impl Detection {
+    pub fn area(&self) -> f32 {
+        self.width.max(0.0) * self.height.max(0.0)
+    }
+
+    pub fn iou(&self, o: &Detection) -> f32 {
+        let x0 = self.x.max(o.x);
+        let y0 = self.y.max(o.y);
+        let x1 = (self.x + self.width).min(o.x + o.width);
+        let y1 = (self.y + self.height).min(o.y + o.height);
+        let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+        let union = self.area() + o.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+}
+
+/// How the model's input square maps onto the frame: input pixel (u, v) is frame pixel
+/// (offset_x + u * scale, offset_y + v * scale). Covers both a letterboxed whole frame and a
+/// square crop around a motion region.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    pub offset_x: f32,
+    pub offset_y: f32,
+    /// Frame pixels per input pixel.
+    pub scale: f32,
+    pub frame_width: f32,
+    pub frame_height: f32,
+}
+
+/// Decodes rows of `[cx, cy, w, h, objectness, class scores...]` (input pixels, scores already
+/// in 0..1) into frame-normalised detections with score = objectness x class score at least
+/// `min_score`, then applies per-class NMS.
+pub fn decode(
+    output: &[f32],
+    num_classes: usize,
+    place: &Placement,
+    min_score: f32,
+    nms_iou: f32,
+) -> Vec<Detection> {
+    let row = 5 + num_classes;
+    let mut out = Vec::new();
+    for r in output.chunks_exact(row) {
+        let obj = r[4];
+        if obj < min_score {
+            continue;
+        }
+        let (class, best) =
+            r[5..].iter().enumerate().fold(
+                (0, 0f32),
+                |acc, (i, &s)| if s > acc.1 { (i, s) } else { acc },
+            );
+        let score = obj * best;
+        if score < min_score {
+            continue;
+        }
+        let (cx, cy, w, h) = (r[0], r[1], r[2], r[3]);
+        let x0 = place.offset_x + (cx - w / 2.0) * place.scale;
+        let y0 = place.offset_y + (cy - h / 2.0) * place.scale;
+        let x1 = place.offset_x + (cx + w / 2.0) * place.scale;
+        let y1 = place.offset_y + (cy + h / 2.0) * place.scale;
+        let (x0, y0) = (
+            x0.clamp(0.0, place.frame_width),
+            y0.clamp(0.0, place.frame_height),
+        );
+        let (x1, y1) = (
+            x1.clamp(0.0, place.frame_width),
+            y1.clamp(0.0, place.frame_height),
+        );
+        if x1 <= x0 || y1 <= y0 {
+            continue;
+        }
+        out.push(Detection {
+            class,
+            score,
+            x: x0 / place.frame_width,
+            y: y0 / place.frame_height,
+            width: (x1 - x0) / place.frame_width,
+            height: (y1 - y0) / place.frame_height,
+        });
+    }
+    nms(out, nms_iou)
+}
+
+/// Per-class non-maximum suppression: keeps the best-scoring box of each overlapping group.
+pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut keep: Vec<Detection> = Vec::with_capacity(dets.len());
+    for d in dets {
+        if keep.iter().all(|k| k.class != d.class || k.iou(&d) <= iou) {
+            keep.push(d);
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cx: f32, cy: f32, w: f32, h: f32, obj: f32, class: usize, score: f32) -> Vec<f32> {
+        let mut r = vec![cx, cy, w, h, obj, 0.0, 0.0, 0.0];
+        r[5 + class] = score;
+        r
+    }
+
+    const PLACE: Placement = Placement {
+        offset_x: 0.0,
+        offset_y: -40.0,
+        scale: 2.0,
+        frame_width: 640.0,
+        frame_height: 240.0,
+    };
+
+    #[test]
+    fn threshold_nms_and_mapping() {
+        let out: Vec<f32> = [
+            row(100.0, 80.0, 40.0, 60.0, 0.9, 0, 0.95), // best person
+            row(102.0, 82.0, 40.0, 60.0, 0.8, 0, 0.9),  // overlaps it: suppressed
+            row(102.0, 82.0, 40.0, 60.0, 0.8, 1, 0.9),  // same place, other class: kept
+            row(300.0, 80.0, 20.0, 20.0, 0.3, 2, 0.5),  // 0.15 < 0.25: dropped
+            row(10.0, 10.0, 4.0, 4.0, 0.1, 0, 0.99),    // objectness too low
+        ]
+        .concat();
+        let d = decode(&out, 3, &PLACE, 0.25, 0.45);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].class, 0);
+        assert!((d[0].score - 0.855).abs() < 1e-4);
+        // x0 = (100-20)*2 = 160 -> 0.25 of 640; y0 = -40 + (80-30)*2 = 60 -> 0.25 of 240.
+        assert!(
+            (d[0].x - 0.25).abs() < 1e-5 && (d[0].y - 0.25).abs() < 1e-5,
+            "{:?}",
+            d[0]
+        );
+        assert!((d[0].width - 0.125).abs() < 1e-5 && (d[0].height - 0.5).abs() < 1e-5);
+        assert_eq!(d[1].class, 1);
+    }
+
+    #[test]
+    fn boxes_are_clipped_to_the_frame() {
+        let out = row(2.0, 100.0, 20.0, 400.0, 1.0, 0, 1.0);
+        let d = decode(&out, 3, &PLACE, 0.25, 0.45);
+        assert_eq!(d[0].x, 0.0);
+        assert_eq!(d[0].y, 0.0);
+        assert!((d[0].y + d[0].height - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn iou() {
+        let a = Detection {
+            class: 0,
+            score: 1.0,
+            x: 0.0,
+            y: 0.0,
+            width: 0.5,
+            height: 0.5,
+        };
+        let b = Detection {
+            x: 0.25,
+            ..a.clone()
+        };
+        assert!((a.iou(&b) - (0.125 / 0.375)).abs() < 1e-6);
+        assert_eq!(
+            a.iou(&Detection {
+                x: 0.6,
+                ..a.clone()
+            }),
+            0.0
+        );
+    }
+}
