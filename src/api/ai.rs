@@ -131,6 +131,7 @@ pub struct RefinePromptResponse {
     pub provider_used: ProviderName,
 }
 
+/// Configured cloud AI providers, order and circuit state.
 #[utoipa::path(get, path = "/api/v1/ai/providers", tag = "ai",
     responses((status = 200, body = ProvidersDto), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -138,6 +139,7 @@ pub async fn providers(_ctx: Ctx) -> AppResult<Response<Body>> {
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Describe an image without creating an event.
 #[utoipa::path(post, path = "/api/v1/ai/describe", tag = "ai", request_body = DescribeRequest,
     responses((status = 200, body = DescribeResponse), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -146,6 +148,7 @@ pub async fn describe(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bo
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Cloud AI calls, tokens and cost over a date range.
 #[utoipa::path(get, path = "/api/v1/ai/usage", tag = "ai", params(UsageQuery),
     responses((status = 200, body = UsageDto), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -154,6 +157,7 @@ pub async fn usage(_ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// What each provider accepts.
 #[utoipa::path(get, path = "/api/v1/ai/capabilities", tag = "ai",
     responses((status = 200, body = HashMap<String, CapabilityDto>), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -161,6 +165,7 @@ pub async fn capabilities(_ctx: Ctx) -> AppResult<Response<Body>> {
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// What context went into recent prompts.
 #[utoipa::path(get, path = "/api/v1/ai/context-metrics", tag = "ai",
     responses((status = 200, body = ContextMetricsDto), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -168,6 +173,7 @@ pub async fn context_metrics(_ctx: Ctx) -> AppResult<Response<Body>> {
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Ask a provider to improve a prompt.
 #[utoipa::path(post, path = "/api/v1/ai/refine-prompt", tag = "ai", request_body = RefinePromptRequest,
     responses((status = 200, body = RefinePromptResponse), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]

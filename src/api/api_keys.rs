@@ -117,6 +117,7 @@ pub fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, String> {
         .collect()
 }
 
+/// Create an API key (the key is shown once).
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = ApiKeyCreate,
     responses((status = 201, body = ApiKeyCreated), (status = 422, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -171,6 +172,7 @@ pub struct ApiKeyListQuery {
     pub include_revoked: Option<bool>,
 }
 
+/// List API keys.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(ApiKeyListQuery),
     responses((status = 200, body = [ApiKeyDto])),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -183,6 +185,7 @@ pub async fn list(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
     ok(&rows.into_iter().map(|r| to_dto(r, now)).collect::<Vec<_>>())
 }
 
+/// Get an API key.
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "API key id")),
     responses((status = 200, body = ApiKeyDto), (status = 404, body = super::ErrorBody)),
@@ -196,6 +199,7 @@ pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
     ok(&to_dto(row, now))
 }
 
+/// Revoke an API key (immediately).
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "API key id")),
     responses((status = 200, body = Message), (status = 404, body = super::ErrorBody)),
@@ -218,6 +222,7 @@ pub async fn revoke(ctx: Ctx) -> AppResult<Response<Body>> {
     })
 }
 
+/// An API key's usage.
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys",
     params(("id" = String, Path, description = "API key id")),
     responses((status = 200, body = ApiKeyUsageDto), (status = 404, body = super::ErrorBody)),

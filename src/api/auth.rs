@@ -86,6 +86,7 @@ fn cookie(ctx: &Ctx, value: &str, max_age_s: i64) -> String {
     format!("access_token={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_s}{secure}")
 }
 
+/// Log in (browser): returns a JWT and sets the access_token cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody),
         (status = 429, body = super::ErrorBody, description = "Too many attempts from this address")))]
@@ -177,6 +178,7 @@ async fn dummy_hash() -> String {
     DUMMY.get_or_init(|| h).clone()
 }
 
+/// Log out: ends the session and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 200, body = Message)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -201,6 +203,7 @@ pub async fn logout(ctx: Ctx) -> AppResult<Response<Body>> {
     Ok(resp)
 }
 
+/// Who is calling (user or API key) and with which scopes.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, body = MeDto), (status = 401, body = super::ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -226,6 +229,7 @@ pub async fn me(ctx: Ctx) -> AppResult<Response<Body>> {
     ok(&me)
 }
 
+/// Change the password of the logged-in user.
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
     responses((status = 200, body = Message), (status = 400, body = super::ErrorBody),
         (status = 422, body = super::ErrorBody)),

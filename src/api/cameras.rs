@@ -376,6 +376,7 @@ async fn to_dto(ctx: &Ctx, row: CameraRow) -> CameraDto {
     CameraDto::from_row(row, status)
 }
 
+/// List cameras with their live status.
 #[utoipa::path(get, path = "/api/v1/cameras", tag = "cameras", params(CameraListQuery),
     responses((status = 200, body = [CameraDto]), (status = 401, body = super::ErrorBody)),
     security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
@@ -393,6 +394,7 @@ pub async fn list(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
     ok(&out)
 }
 
+/// Add a camera (starts capturing when enabled).
 #[utoipa::path(post, path = "/api/v1/cameras", tag = "cameras", request_body = CameraCreate,
     responses((status = 201, body = CameraDto), (status = 409, body = super::ErrorBody),
         (status = 422, body = super::ErrorBody)),
@@ -457,6 +459,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     created(&to_dto(&ctx, row).await)
 }
 
+/// Get a camera.
 #[utoipa::path(get, path = "/api/v1/cameras/{id}", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),
     responses((status = 200, body = CameraDto), (status = 404, body = super::ErrorBody)),
@@ -468,6 +471,7 @@ pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
     ok(&to_dto(&ctx, row).await)
 }
 
+/// Change a camera (restarts its capture).
 #[utoipa::path(put, path = "/api/v1/cameras/{id}", tag = "cameras", request_body = CameraUpdate,
     params(("id" = String, Path, description = "Camera id")),
     responses((status = 200, body = CameraDto), (status = 404, body = super::ErrorBody),
@@ -571,6 +575,7 @@ fn apply_update(r: &mut CameraRow, u: CameraUpdate, keys: &crate::crypto::Keys) 
     Ok(())
 }
 
+/// Delete a camera with its events and snapshots.
 #[utoipa::path(delete, path = "/api/v1/cameras/{id}", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),
     responses((status = 204, description = "Deleted, with its events and snapshots"),
@@ -591,6 +596,7 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     no_content()
 }
 
+/// Try camera settings without saving them.
 #[utoipa::path(post, path = "/api/v1/cameras/test", tag = "cameras", request_body = CameraTestRequest,
     responses((status = 200, body = CameraTestResponse, description = "The outcome; `success` false with a message when the camera could not be read")),
     security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
@@ -675,6 +681,7 @@ pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
     })
 }
 
+/// Start capturing (until stopped or restarted).
 #[utoipa::path(post, path = "/api/v1/cameras/{id}/start", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),
     responses((status = 200, body = CameraDto, description = "Capture is starting (status `connecting`)"),
@@ -694,6 +701,7 @@ pub async fn start(ctx: Ctx) -> AppResult<Response<Body>> {
     ok(&to_dto(&ctx, row).await)
 }
 
+/// Stop capturing (until started or restarted).
 #[utoipa::path(post, path = "/api/v1/cameras/{id}/stop", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),
     responses((status = 200, body = CameraDto, description = "Capture stopped (until started again or the appliance restarts)"),

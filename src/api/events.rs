@@ -207,6 +207,7 @@ fn parse_list_query(q: Option<&str>) -> AppResult<(PageQuery, EventFilterQuery)>
     Ok((page, filter))
 }
 
+/// List events, newest first, with filters and full-text search.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(PageQuery, EventFilterQuery),
     responses((status = 200, body = Page<EventDto>), (status = 422, body = super::ErrorBody)),
     security(("api_key" = ["read:events"]), ("bearer" = [])))]
@@ -233,6 +234,7 @@ pub async fn list(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
     ok(&Page::new(items, total, page, limit))
 }
 
+/// Get an event.
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
     params(("id" = String, Path, description = "Event id")),
     responses((status = 200, body = EventDto), (status = 404, body = super::ErrorBody)),
@@ -243,6 +245,7 @@ pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
     ok(&ctx.state.event_dto(id).await?)
 }
 
+/// Delete an event and its snapshot.
 #[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events",
     params(("id" = String, Path, description = "Event id")),
     responses((status = 204, description = "Deleted with its snapshot"),
@@ -256,6 +259,7 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     no_content()
 }
 
+/// The event snapshot (JPEG).
 #[utoipa::path(get, path = "/api/v1/events/{id}/thumbnail", tag = "events",
     params(("id" = String, Path, description = "Event id")),
     responses((status = 200, content_type = "image/jpeg", description = "The event's snapshot"),
@@ -303,6 +307,7 @@ pub struct EventCreate {
 
 pub const EVENT_TYPES: [&str; 6] = ["person", "vehicle", "animal", "package", "motion", "ring"];
 
+/// Record an event from an integration.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = EventCreate,
     responses((status = 201, body = EventDto), (status = 404, body = super::ErrorBody),
         (status = 422, body = super::ErrorBody)),
@@ -380,6 +385,7 @@ pub struct ReanalyseRequest {
     pub prompt: Option<String>,
 }
 
+/// Describe an event again from its snapshot.
 #[utoipa::path(post, path = "/api/v1/events/{id}/reanalyse", tag = "events",
     request_body(content = Option<ReanalyseRequest>, description = "Optional; an empty body uses the defaults"),
     params(("id" = String, Path, description = "Event id")),
@@ -436,6 +442,7 @@ pub struct EventStatsDto {
     pub by_day: Vec<DayCount>,
 }
 
+/// Event counts by camera, type, hour of day and day.
 #[utoipa::path(get, path = "/api/v1/events/stats", tag = "events", params(StatsQuery),
     responses((status = 200, body = EventStatsDto), (status = 422, body = super::ErrorBody)),
     security(("api_key" = ["read:events"]), ("bearer" = [])))]
@@ -548,6 +555,7 @@ pub struct ExportFormat {
     pub format: Option<String>,
 }
 
+/// Export events as CSV (streamed).
 #[utoipa::path(get, path = "/api/v1/events/export", tag = "events", params(ExportFormat, EventFilterQuery),
     responses((status = 200, content_type = "text/csv", description = "Every matching event, newest first, streamed"),
         (status = 422, body = super::ErrorBody)),

@@ -97,6 +97,7 @@ pub struct ProtectCameraDto {
     pub camera_id: Option<String>,
 }
 
+/// List UniFi Protect controllers.
 #[utoipa::path(get, path = "/api/v1/protect/controllers", tag = "protect",
     responses((status = 200, body = [ControllerDto]), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
@@ -104,6 +105,7 @@ pub async fn list(_ctx: Ctx) -> AppResult<Response<Body>> {
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Add a UniFi Protect controller.
 #[utoipa::path(post, path = "/api/v1/protect/controllers", tag = "protect", request_body = ControllerCreate,
     responses((status = 201, body = ControllerDto), (status = 409, body = super::ErrorBody),
         (status = 501, body = super::ErrorBody)),
@@ -113,6 +115,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Try controller settings without saving them.
 #[utoipa::path(post, path = "/api/v1/protect/controllers/test", tag = "protect", request_body = ControllerTestRequest,
     responses((status = 200, body = ControllerTestResponse), (status = 501, body = super::ErrorBody)),
     security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
@@ -121,6 +124,7 @@ pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Get a controller.
 #[utoipa::path(get, path = "/api/v1/protect/controllers/{id}", tag = "protect",
     params(("id" = String, Path, description = "Controller id")),
     responses((status = 200, body = ControllerDto), (status = 404, body = super::ErrorBody),
@@ -131,6 +135,7 @@ pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Change a controller.
 #[utoipa::path(put, path = "/api/v1/protect/controllers/{id}", tag = "protect", request_body = ControllerUpdate,
     params(("id" = String, Path, description = "Controller id")),
     responses((status = 200, body = ControllerDto), (status = 404, body = super::ErrorBody),
@@ -142,6 +147,7 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// Delete a controller and its cameras.
 #[utoipa::path(delete, path = "/api/v1/protect/controllers/{id}", tag = "protect",
     params(("id" = String, Path, description = "Controller id")),
     responses((status = 204, description = "Deleted with its cameras"), (status = 404, body = super::ErrorBody),
@@ -152,6 +158,7 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     Err(AppError::not_implemented(NOT_YET))
 }
 
+/// List a controller's cameras.
 #[utoipa::path(get, path = "/api/v1/protect/controllers/{id}/cameras", tag = "protect",
     params(("id" = String, Path, description = "Controller id")),
     responses((status = 200, body = [ProtectCameraDto]), (status = 404, body = super::ErrorBody),

@@ -23,6 +23,7 @@ pub struct HealthDto {
     pub time: String,
 }
 
+/// Health check (no authentication).
 #[utoipa::path(get, path = "/api/v1/system/health", tag = "system",
     responses((status = 200, body = HealthDto)))]
 pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
@@ -38,6 +39,7 @@ pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
     })
 }
 
+/// Read the runtime settings.
 #[utoipa::path(get, path = "/api/v1/system/settings", tag = "system",
     responses((status = 200, body = Settings)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -45,6 +47,7 @@ pub async fn get_settings(ctx: Ctx) -> AppResult<Response<Body>> {
     ok(&ctx.state.settings().await?)
 }
 
+/// Change runtime settings (partial update).
 #[utoipa::path(put, path = "/api/v1/system/settings", tag = "system", request_body = SettingsUpdate,
     responses((status = 200, body = Settings), (status = 422, body = super::ErrorBody)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -97,6 +100,7 @@ pub fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
     Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
 }
 
+/// Storage use: database, snapshots, disk, event counts.
 #[utoipa::path(get, path = "/api/v1/system/storage", tag = "system",
     responses((status = 200, body = StorageDto)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
@@ -156,6 +160,7 @@ pub struct SslStatusDto {
     pub error: Option<String>,
 }
 
+/// HTTPS configuration and certificate.
 #[utoipa::path(get, path = "/api/v1/system/ssl-status", tag = "system",
     responses((status = 200, body = SslStatusDto)),
     security(("api_key" = ["admin"]), ("bearer" = [])))]

@@ -36,6 +36,18 @@ fn image(name: &str) -> Frame420 {
     Frame420::from_jpeg(&bytes).unwrap()
 }
 
+/// Where the person stands in person.jpg (640x424): about x 185-280, y 95-375.
+fn person_box() -> Detection {
+    Detection {
+        class: 0,
+        score: 1.0,
+        x: 185.0 / 640.0,
+        y: 95.0 / 424.0,
+        width: 95.0 / 640.0,
+        height: 280.0 / 424.0,
+    }
+}
+
 fn named<'a>(d: &'a OnnxDetector, dets: &'a [Detection]) -> Vec<(&'a str, f32)> {
     dets.iter()
         .map(|x| (d.labels[x.class].as_str(), x.score))
@@ -53,15 +65,7 @@ fn finds_the_person_the_dog_and_the_vehicles() {
         .find(|x| d.labels[x.class] == "person")
         .unwrap_or_else(|| panic!("{:?}", named(&d, &dets)));
     assert!(person.score >= 0.5, "{:?}", named(&d, &dets));
-    // The person stands at about x 185-280, y 95-375 of the 640x424 photo.
-    let truth = Detection {
-        class: 0,
-        score: 1.0,
-        x: 185.0 / 640.0,
-        y: 95.0 / 424.0,
-        width: 95.0 / 640.0,
-        height: 280.0 / 424.0,
-    };
+    let truth = person_box();
     assert!(person.iou(&truth) > 0.5, "{person:?}");
     assert!(dets
         .iter()
@@ -108,13 +112,6 @@ fn an_empty_scene_has_nothing_and_crops_map_back_to_the_frame() {
         .iter()
         .find(|x| d.labels[x.class] == "person")
         .expect("person in the crop");
-    let truth = Detection {
-        class: 0,
-        score: 1.0,
-        x: 185.0 / 640.0,
-        y: 95.0 / 424.0,
-        width: 95.0 / 640.0,
-        height: 280.0 / 424.0,
-    };
+    let truth = person_box();
     assert!(person.iou(&truth) > 0.5, "{person:?}");
 }
