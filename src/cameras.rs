@@ -136,7 +136,19 @@ impl CameraManager {
 
     /// Starts (or restarts) capture for a camera.
     pub async fn start(&self, state: &Arc<AppState>, row: CameraRow) {
-        self.stop(state, &row.id).await;
+        // One lock over stop-then-start, so two concurrent calls for a camera can never leave
+        // two tasks running.
+        let mut running = self.running.lock().await;
+        self.start_locked(&mut running, state, row).await;
+    }
+
+    async fn start_locked(
+        &self,
+        running: &mut HashMap<String, Running>,
+        state: &Arc<AppState>,
+        row: CameraRow,
+    ) {
+        Self::stop_locked(running, &row.id).await;
         if !capturable(row.camera_type) {
             return;
         }
@@ -148,7 +160,7 @@ impl CameraManager {
         let st = state.clone();
         let id = row.id.clone();
         let task = tokio::spawn(async move { run_camera(st, row, stop_rx).await });
-        self.running.lock().await.insert(
+        running.insert(
             id,
             Running {
                 stop: stop_tx,
@@ -159,8 +171,12 @@ impl CameraManager {
 
     /// Stops a camera's capture and waits (up to 5 s) for its task to end.
     pub async fn stop(&self, _state: &Arc<AppState>, id: &str) {
-        let r = self.running.lock().await.remove(id);
-        if let Some(r) = r {
+        let mut running = self.running.lock().await;
+        Self::stop_locked(&mut running, id).await;
+    }
+
+    async fn stop_locked(running: &mut HashMap<String, Running>, id: &str) {
+        if let Some(r) = running.remove(id) {
             let _ = r.stop.send(true);
             let abort = r.task.abort_handle();
             if tokio::time::timeout(Duration::from_secs(5), r.task)
@@ -177,8 +193,10 @@ impl CameraManager {
     }
 
     /// Brings a camera's capture in line with its stored settings (after create, update,
-    /// delete).
+    /// delete). The settings are read under the same lock as the restart, so concurrent
+    /// changes are applied in order.
     pub async fn sync(&self, state: &Arc<AppState>, id: &str) {
+        let mut running = self.running.lock().await;
         let cam = id.to_string();
         match state
             .store
@@ -186,13 +204,11 @@ impl CameraManager {
             .await
         {
             Ok(row) if row.is_enabled && capturable(row.camera_type) => {
-                self.start(state, row).await
+                self.start_locked(&mut running, state, row).await
             }
-            Ok(_) => {
-                self.stop(state, id).await;
-            }
+            Ok(_) => Self::stop_locked(&mut running, id).await,
             Err(_) => {
-                self.stop(state, id).await;
+                Self::stop_locked(&mut running, id).await;
                 self.status
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -218,10 +234,11 @@ impl CameraManager {
     }
 
     /// Stops every camera (at shutdown).
-    pub async fn stop_all(&self, state: &Arc<AppState>) {
-        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+    pub async fn stop_all(&self, _state: &Arc<AppState>) {
+        let mut running = self.running.lock().await;
+        let ids: Vec<String> = running.keys().cloned().collect();
         for id in ids {
-            self.stop(state, &id).await;
+            Self::stop_locked(&mut running, &id).await;
         }
     }
 }
