@@ -305,6 +305,7 @@ pub async fn run(
                 if let Err(e) = state.usage.flush(&state.store).await {
                     tracing::warn!(error = %e, "could not write API key usage; will retry");
                 }
+                state.login_limiter.prune();
             }
         })
     };

@@ -97,6 +97,11 @@ impl LoginLimiter {
         }
     }
 
+    /// Forgets addresses whose budget is full again, so the table does not grow without bound.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+    }
+
     /// `Err(seconds to wait)` when the IP has used its attempts.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         self.limiter.check_key(&ip).map_err(|nu| {

@@ -141,16 +141,33 @@ impl OnnxDetector {
         min_score: f32,
     ) -> Result<Vec<Detection>, DetectError> {
         let size = self.spec.input_size;
-        let place = fill_tensor(p, region, size, &mut self.input);
-        let tensor = ort::value::Tensor::from_array(([1usize, 3, size, size], self.input.clone()))
-            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let mut input = std::mem::take(&mut self.input);
+        let place = fill_tensor(p, region, size, &mut input);
+        let output = self.infer(&input);
+        self.input = input;
+        Ok(decode(
+            &output?,
+            self.spec.num_classes,
+            &place,
+            min_score,
+            0.45,
+        ))
+    }
+
+    /// Bare inference on a prepared input tensor (NCHW, the model's input size): the model's raw
+    /// output rows.
+    pub fn infer(&mut self, input: &[f32]) -> Result<Vec<f32>, DetectError> {
+        let size = self.spec.input_size;
+        let err = |e: ort::Error| DetectError::Inference(e.to_string());
+        let tensor = ort::value::TensorRef::from_array_view(([1usize, 3, size, size], input))
+            .map_err(err)?;
         let outputs = self
             .session
             .run(ort::inputs![self.spec.input_name.as_str() => tensor])
-            .map_err(|e| DetectError::Inference(e.to_string()))?;
+            .map_err(err)?;
         let (_, data) = outputs[self.spec.output_name.as_str()]
             .try_extract_tensor::<f32>()
-            .map_err(|e| DetectError::Inference(e.to_string()))?;
-        Ok(decode(data, self.spec.num_classes, &place, min_score, 0.45))
+            .map_err(err)?;
+        Ok(data.to_vec())
     }
 }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Detector benchmark: the appliance's detector (Rust, ort + ONNX Runtime from PyPI) beside the
+# same model under the onnxruntime Python package, on 1 and 2 threads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/make-model.sh --check >/dev/null   # the model, and a venv with onnxruntime
+ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
+export ORT_DYLIB_PATH
+cargo bench --locked --bench detect
+"${MODEL_CACHE:-target/model-cache}/venv/bin/python" scripts/bench_ort_python.py models/yolov3-tiny-416.onnx
