@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the appliance on this machine with a demo camera: installs the build dependencies if
+# missing, builds the release binary and starts it on http://0.0.0.0:8000 with data in ./data.
+# Extra arguments go to `argus` (e.g. `scripts/run.sh --listen 127.0.0.1:9000`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+exec cargo run --release --locked -- --demo "$@"
