@@ -51,6 +51,9 @@ pub struct MotionDetector {
     /// Background, luma × 16 (fixed point).
     bg: Vec<u16>,
     cur: Vec<u8>,
+    /// Offsets of the sampled pixels inside a cell for `offsets_stride` (kept across frames).
+    offsets: Vec<usize>,
+    offsets_stride: usize,
     /// Per-frame scratch: difference to the background, changed (0/1), changed and confirmed.
     diff: Vec<i16>,
     changed: Vec<u8>,
@@ -90,6 +93,8 @@ impl MotionDetector {
             gh: 0,
             bg: Vec::new(),
             cur: Vec::new(),
+            offsets: Vec::new(),
+            offsets_stride: 0,
             diff: Vec::new(),
             changed: Vec::new(),
             kept: Vec::new(),
@@ -102,6 +107,7 @@ impl MotionDetector {
     fn reset(&mut self, width: usize, height: usize) {
         self.src = (width, height);
         self.factor = height.div_ceil(GRID_ROWS).max(1);
+        self.offsets.clear();
         self.gw = (width / self.factor).max(1);
         self.gh = (height / self.factor).max(1);
         let n = self.gw * self.gh;
@@ -134,10 +140,14 @@ impl MotionDetector {
         let step = (f / 2).max(1);
         // Offsets of the sampled pixels inside a cell, and 1/count in 16.16 fixed point (a
         // division per cell would cost more than the sums).
-        let offsets: Vec<usize> = (0..f)
-            .step_by(step)
-            .flat_map(|r| (0..f).step_by(step).map(move |c| r * stride + c))
-            .collect();
+        if self.offsets_stride != stride || self.offsets.is_empty() {
+            self.offsets = (0..f)
+                .step_by(step)
+                .flat_map(|r| (0..f).step_by(step).map(move |c| r * stride + c))
+                .collect();
+            self.offsets_stride = stride;
+        }
+        let offsets = &self.offsets;
         let recip = (1u32 << 16) / offsets.len() as u32;
         for gy in 0..self.gh {
             let row_base = gy * f * stride;
