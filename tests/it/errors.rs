@@ -139,50 +139,26 @@ async fn bad_input_classes() {
     )
     .await;
     assert_error(s, &v, 422, "colour");
-    let (s, _, v) = raw(&app, "GET", "/api/v1/events?limit=0", &admin, None, vec![]).await;
-    assert_error(s, &v, 422, "limit");
-    let (s, _, v) = raw(&app, "GET", "/api/v1/events?page=x", &admin, None, vec![]).await;
-    assert_error(s, &v, 422, "page");
-    let (s, _, v) = raw(
-        &app,
-        "GET",
-        "/api/v1/events?start_date=yesterday",
-        &admin,
-        None,
-        vec![],
-    )
-    .await;
-    assert_error(s, &v, 422, "start_date");
-    let (s, _, v) = raw(
-        &app,
-        "GET",
-        "/api/v1/events?min_confidence=101",
-        &admin,
-        None,
-        vec![],
-    )
-    .await;
-    assert_error(s, &v, 422, "min_confidence");
-    let (s, _, v) = raw(
-        &app,
-        "GET",
-        "/api/v1/events?start_date=2025-02-01&end_date=2025-01-01",
-        &admin,
-        None,
-        vec![],
-    )
-    .await;
-    assert_error(s, &v, 422, "end_date");
-    let (s, _, v) = raw(
-        &app,
-        "GET",
-        "/api/v1/events/00000000-0000-4000-8000-000000000000",
-        &admin,
-        None,
-        vec![],
-    )
-    .await;
-    assert_error(s, &v, 404, "Event not found");
+    // Bad query parameters and unknown ids, each a JSON 4xx naming what is wrong.
+    for (path, code, needle) in [
+        ("/api/v1/events?limit=0", 422, "limit"),
+        ("/api/v1/events?page=x", 422, "page"),
+        ("/api/v1/events?start_date=yesterday", 422, "start_date"),
+        ("/api/v1/events?min_confidence=101", 422, "min_confidence"),
+        (
+            "/api/v1/events?start_date=2025-02-01&end_date=2025-01-01",
+            422,
+            "end_date",
+        ),
+        (
+            "/api/v1/events/00000000-0000-4000-8000-000000000000",
+            404,
+            "Event not found",
+        ),
+    ] {
+        let (s, _, v) = raw(&app, "GET", path, &admin, None, vec![]).await;
+        assert_error(s, &v, code, needle);
+    }
     let (s, _, v) = raw(
         &app,
         "GET",
