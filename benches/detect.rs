@@ -7,7 +7,7 @@
 //! (`scripts/bench-detect.sh` does that and runs the same model under the onnxruntime Python
 //! package for comparison.)
 
-use argus::detect::onnx::OnnxDetector;
+use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
 use argus::detect::postprocess::decode;
 use argus::detect::preprocess::{fill_tensor, whole_frame};
 use argus::video::jpeg::Frame420;
@@ -52,7 +52,14 @@ fn main() {
         "threads", "inference ms", "detector step ms", "pre+post ms", "overhead"
     );
     for threads in [1, 2] {
-        let mut d = OnnxDetector::load(&lib, &model, threads).unwrap();
+        let mut d = Detector::load(&LoadOptions {
+            backend: BackendKind::Onnxruntime,
+            model: model.clone(),
+            runtime: lib.clone(),
+            execution_provider: ExecutionProvider::Cpu,
+            threads,
+        })
+        .unwrap();
         let size = d.spec.input_size;
         let mut tensor = vec![0f32; 3 * size * size];
         let place = fill_tensor(&p, region, size, &mut tensor);

@@ -1,12 +1,219 @@
-//! On-device object detection (issue 4, in progress): the pure parts are here — preparing a
-//! picture or a motion region for a square-input YOLO-family model (`preprocess`), turning the
-//! model's output into frame-normalised detections with per-class NMS (`postprocess`), and
-//! mapping COCO classes to the appliance's detection types. The inference runtime (ONNX Runtime
-//! through `ort`, tract on armv7) and its wiring into the camera pipeline come next.
+//! On-device object detection. A YOLO-family model described by a small TOML file beside it
+//! ([`ModelSpec`]) runs on an inference [`Backend`] (ONNX Runtime through `ort`, or the pure-Rust
+//! fallback on targets without an ONNX Runtime build); [`Detector`] wraps a backend with the
+//! model-independent parts: preparing a picture or a motion region (`preprocess`), decoding the
+//! output with per-class NMS (`postprocess`), and the COCO class to detection type mapping.
+//! `pool` shares the detectors between cameras and `track` turns per-frame detections into
+//! objects that are announced once.
 
 pub mod onnx;
+pub mod pool;
 pub mod postprocess;
 pub mod preprocess;
+pub mod track;
+
+use crate::video::decode::Picture;
+use postprocess::{decode, Detection};
+use preprocess::{fill_tensor, Region};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// IoU above which two boxes of a class are the same object (NMS).
+pub const NMS_IOU: f32 = 0.45;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("cannot load the ONNX Runtime library {path}: {message}")]
+    Runtime { path: String, message: String },
+    #[error("cannot read the model description {path}: {message}")]
+    Spec { path: String, message: String },
+    #[error("cannot load the model {path}: {message}")]
+    Model { path: String, message: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The model description (`models/<model>.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The `.onnx` file, relative to the description.
+    pub file: PathBuf,
+    pub input_name: String,
+    /// Side of the square input, in pixels.
+    pub input_size: usize,
+    /// Only `nchw` is supported.
+    pub layout: String,
+    /// Only `0..1` (RGB scaled to 0..1) is supported.
+    pub normalise: String,
+    /// Grey level of letterbox padding (0..1).
+    pub letterbox_pad: f32,
+    pub output_name: String,
+    /// Only `yolo-cxcywh-obj-cls`: rows of cx, cy, w, h (input pixels), objectness, class scores.
+    pub output_format: String,
+    /// Label file, one class name per line, relative to the description.
+    pub labels: PathBuf,
+    pub num_classes: usize,
+}
+
+impl ModelSpec {
+    pub fn load(path: &Path) -> Result<(ModelSpec, Vec<String>), DetectError> {
+        let err = |message: String| DetectError::Spec {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let mut spec: ModelSpec = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        if spec.layout != "nchw"
+            || spec.normalise != "0..1"
+            || spec.output_format != "yolo-cxcywh-obj-cls"
+        {
+            return Err(err(
+                "supported: layout nchw, normalise 0..1, output_format yolo-cxcywh-obj-cls".into(),
+            ));
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        spec.file = dir.join(&spec.file);
+        spec.labels = dir.join(&spec.labels);
+        let labels: Vec<String> = std::fs::read_to_string(&spec.labels)
+            .map_err(|e| err(format!("{}: {e}", spec.labels.display())))?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if labels.len() != spec.num_classes {
+            return Err(err(format!(
+                "{} labels for {} classes",
+                labels.len(),
+                spec.num_classes
+            )));
+        }
+        Ok((spec, labels))
+    }
+}
+
+/// An inference runtime with a model loaded. Each inference worker owns one.
+pub trait Backend: Send {
+    /// Short name for logs and `/system/health` (`onnxruntime-cpu`, `onnxruntime-cuda`, ...).
+    fn name(&self) -> String;
+    /// Runs the model on one NCHW input tensor of the model's input size and returns its raw
+    /// output rows.
+    fn infer(&mut self, input: &[f32]) -> Result<Vec<f32>, DetectError>;
+}
+
+/// Which runtime runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// ONNX Runtime, loaded from `runtime` at start-up.
+    Onnxruntime,
+    /// The pure-Rust fallback (tract), built on targets without ONNX Runtime.
+    Tract,
+}
+
+/// ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutionProvider {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+/// How to load a detector.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub backend: BackendKind,
+    /// The model description (`models/<model>.toml`).
+    pub model: PathBuf,
+    /// The ONNX Runtime shared library (onnxruntime backend only).
+    pub runtime: PathBuf,
+    pub execution_provider: ExecutionProvider,
+    /// Intra-op threads per worker.
+    pub threads: usize,
+}
+
+/// A model on a backend, with its input buffer.
+pub struct Detector {
+    backend: Box<dyn Backend>,
+    pub spec: ModelSpec,
+    pub labels: Vec<String>,
+    input: Vec<f32>,
+}
+
+impl Detector {
+    pub fn new(backend: Box<dyn Backend>, spec: ModelSpec, labels: Vec<String>) -> Detector {
+        let input = vec![spec.letterbox_pad; 3 * spec.input_size * spec.input_size];
+        Detector {
+            backend,
+            spec,
+            labels,
+            input,
+        }
+    }
+
+    /// Loads the model description, the runtime (first call only) and the model.
+    pub fn load(o: &LoadOptions) -> Result<Detector, DetectError> {
+        let (spec, labels) = ModelSpec::load(&o.model)?;
+        let backend: Box<dyn Backend> = match o.backend {
+            BackendKind::Onnxruntime => Box::new(onnx::OnnxBackend::load(
+                &o.runtime,
+                &spec,
+                o.threads,
+                o.execution_provider,
+            )?),
+            BackendKind::Tract => tract_backend(&spec, o.threads)?,
+        };
+        Ok(Detector::new(backend, spec, labels))
+    }
+
+    pub fn backend_name(&self) -> String {
+        self.backend.name()
+    }
+
+    /// Runs the model on a region of a picture; detections in frame-normalised coordinates.
+    pub fn detect(
+        &mut self,
+        p: &Picture<'_>,
+        region: Region,
+        min_score: f32,
+    ) -> Result<Vec<Detection>, DetectError> {
+        let size = self.spec.input_size;
+        let mut input = std::mem::take(&mut self.input);
+        let place = fill_tensor(p, region, size, &mut input);
+        let output = self.backend.infer(&input);
+        self.input = input;
+        Ok(decode(
+            &output?,
+            self.spec.num_classes,
+            &place,
+            min_score,
+            NMS_IOU,
+        ))
+    }
+
+    /// Bare inference on a prepared input tensor (for benchmarks).
+    pub fn infer(&mut self, input: &[f32]) -> Result<Vec<f32>, DetectError> {
+        self.backend.infer(input)
+    }
+}
+
+#[cfg(any(feature = "tract", target_arch = "arm"))]
+fn tract_backend(spec: &ModelSpec, threads: usize) -> Result<Box<dyn Backend>, DetectError> {
+    Ok(Box::new(tract::TractBackend::load(spec, threads)?))
+}
+
+#[cfg(not(any(feature = "tract", target_arch = "arm")))]
+fn tract_backend(_spec: &ModelSpec, _threads: usize) -> Result<Box<dyn Backend>, DetectError> {
+    Err(DetectError::Unsupported(
+        "this build has no tract backend (built for armv7, or with `--features tract`)".into(),
+    ))
+}
+
+#[cfg(any(feature = "tract", target_arch = "arm"))]
+pub mod tract;
 
 /// The appliance's detection type for a COCO class name: `person`, `vehicle` or `animal`;
 /// `None` for classes the appliance ignores (furniture, food, ...).

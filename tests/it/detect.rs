@@ -3,13 +3,13 @@
 //! Needs the runtime library from `scripts/fetch-onnxruntime.sh` (scripts/test.sh fetches it
 //! and sets `ORT_DYLIB_PATH`) and the model made by `scripts/make-model.sh`.
 
-use argus::detect::onnx::OnnxDetector;
+use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
 use argus::detect::postprocess::Detection;
 use argus::detect::preprocess::{around, whole_frame};
 use argus::video::jpeg::Frame420;
 use std::path::PathBuf;
 
-fn detector() -> OnnxDetector {
+fn detector() -> Detector {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let lib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
@@ -24,7 +24,14 @@ fn detector() -> OnnxDetector {
         lib.display()
     );
     let model = root.join("models/yolov3-tiny-416.toml");
-    OnnxDetector::load(&lib, &model, 1).expect("the model loads")
+    Detector::load(&LoadOptions {
+        backend: BackendKind::Onnxruntime,
+        model,
+        runtime: lib,
+        execution_provider: ExecutionProvider::Cpu,
+        threads: 1,
+    })
+    .expect("the model loads")
 }
 
 fn image(name: &str) -> Frame420 {
@@ -48,7 +55,7 @@ fn person_box() -> Detection {
     }
 }
 
-fn named<'a>(d: &'a OnnxDetector, dets: &'a [Detection]) -> Vec<(&'a str, f32)> {
+fn named<'a>(d: &'a Detector, dets: &'a [Detection]) -> Vec<(&'a str, f32)> {
     dets.iter()
         .map(|x| (d.labels[x.class].as_str(), x.score))
         .collect()
