@@ -27,6 +27,12 @@ cat tests/data/walk-320x180.h264 /tmp/walk-480.h264 > tests/data/resolution-chan
 ffmpeg -v error -y -loop 1 -i "$D/horses.jpg" -vf \
   "scale=320:180,setsar=1,noise=alls=10:allf=t,eq=brightness='0.06*sin(2*PI*t*1.5)',format=yuv420p" \
   -t 4 -r 15 $x264 -bf 0 -crf 30 tests/data/static-flicker-320x180.h264
+# Only light moving: a lamp's glow sweeps across the still scene, then the scene brightens (a light
+# switched on). Motion, but no person or vehicle: the detector must keep it from becoming events.
+ffmpeg -v error -y -loop 1 -i "$D/horses.jpg" -f lavfi \
+  -i "color=c=black:s=100x100:r=15,format=rgba,geq=r=255:g=255:b=220:a='clip(300*(1-hypot(X-50\,Y-50)/50)\,0\,255)'" \
+  -filter_complex "[0]scale=320:180,setsar=1[bg];[bg][1]overlay=x='-w+(W+w)*t/4':y=45:shortest=1,eq=brightness='if(gt(t\,2.5)\,0.12\,0)',format=yuv420p" \
+  -t 4 -r 15 $x264 -bf 0 -profile:v baseline tests/data/light-sweep-320x180.h264
 # For the ingest benchmark: 2 s at 1080p.
 walk 1920 1080 2 15 tests/data/walk-1920x1080.h264 -bf 2 -profile:v main -tune film -crf 30
 # The demo camera: 12 s at 640x360, 15 fps, with B-frames like a real camera's main profile.

@@ -53,6 +53,7 @@ pub struct AppState {
     pub key_limits: KeyRateLimits,
     pub login_limiter: LoginLimiter,
     pub cameras: crate::cameras::CameraManager,
+    pub detector: Arc<crate::detect::service::DetectorService>,
     pub started: Instant,
 }
 
@@ -65,6 +66,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("object detector: {0} (or run motion-only: [detector] on_error = \"motion-only\", or enabled = false / --motion-only)")]
+    Detector(#[from] crate::detect::DetectError),
     #[error(transparent)]
     Keys(#[from] crate::crypto::CryptoError),
     #[error("cannot write {path}: {source}")]
@@ -136,6 +139,9 @@ impl AppState {
     pub fn start(cfg: Config, deps: Deps) -> Result<Arc<AppState>, StartError> {
         let (store, keys) = open_data_dir(&cfg)?;
         ensure_admin(&store, &cfg.data_dir, deps.clock.now_ms())?;
+        let detector = Arc::new(crate::detect::service::DetectorService::start(
+            &cfg.detector,
+        )?);
         let auth = Authenticator {
             store: store.clone(),
             keys: keys.clone(),
@@ -152,6 +158,7 @@ impl AppState {
             usage: UsageTracker::default(),
             key_limits: KeyRateLimits::default(),
             cameras: crate::cameras::CameraManager::new(deps.opener),
+            detector,
             started: Instant::now(),
         }))
     }
@@ -191,7 +198,62 @@ impl AppState {
                 Ok(Ok(next))
             })
             .await?;
-        out.map_err(AppError::invalid)
+        let s = out.map_err(AppError::invalid)?;
+        self.detector.set_min_score(s.detection_min_score);
+        Ok(s)
+    }
+
+    /// Replaces an event's snapshot with a better frame of the same object (and its confidence
+    /// and boxes), and sends `event.updated`. The file is replaced atomically; a deleted event
+    /// is left alone.
+    pub async fn improve_event(
+        &self,
+        id: &str,
+        confidence: u8,
+        bounding_boxes: serde_json::Value,
+        jpeg: Vec<u8>,
+    ) -> AppResult<()> {
+        let cur = {
+            let id = id.to_string();
+            self.store
+                .read(move |c| crate::store::events::get(c, &id))
+                .await?
+        };
+        let Some(rel) = cur.thumbnail_path.clone() else {
+            return Ok(());
+        };
+        let abs = self.cfg.data_dir.join(&rel);
+        let size = jpeg.len() as u64;
+        tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&abs, &jpeg))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        let (eid, boxes) = (id.to_string(), bounding_boxes.clone());
+        let found = self
+            .store
+            .write(move |c| {
+                crate::store::events::update_detection(c, &eid, confidence, &boxes, size)
+            })
+            .await?;
+        if found {
+            let mut row = cur;
+            row.confidence = confidence;
+            row.bounding_boxes = bounding_boxes;
+            row.thumbnail_bytes = size;
+            let cam = row.camera_id.clone();
+            let name = self
+                .store
+                .read(move |c| Ok(crate::store::cameras::get(c, &cam).ok().map(|c| c.name)))
+                .await
+                .unwrap_or(None);
+            let dto = crate::api::events::EventDto::from_row(row, name);
+            self.bus
+                .publish(Topic::Events, "event.updated", &dto, self.clock.now_ms());
+        } else {
+            // Deleted meanwhile: do not leave the rewritten file behind.
+            self.remove_files(vec![rel]).await;
+        }
+        Ok(())
     }
 
     /// The live capture status of a camera.
@@ -316,6 +378,10 @@ pub async fn run(
         data_dir = %state.cfg.data_dir.display(),
         "argus is serving"
     );
+    match state.settings().await {
+        Ok(s) => state.detector.set_min_score(s.detection_min_score),
+        Err(e) => tracing::warn!(error = ?e, "cannot read settings; detector minimum score 0.5"),
+    }
     state.cameras.start_enabled(&state).await;
     let server = crate::http::serve(listener, state.clone(), tls, stop_rx.clone());
     tokio::pin!(server);

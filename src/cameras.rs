@@ -11,14 +11,19 @@
 use crate::app::AppState;
 use crate::bus::Topic;
 use crate::capture::{CaptureError, Opener, Packet, Source, SourceSpec};
+use crate::detect::pool::{Job, Outcome as DetectOutcome};
+use crate::detect::preprocess::{regions_for, Region};
+use crate::detect::service::DetectorService;
+use crate::detect::track::{Area, Observation, Tracker};
 use crate::model::{CameraType, Schedule};
 use crate::motion::{MotionBox, MotionDetector};
 use crate::store::cameras::CameraRow;
 use crate::store::events::EventRow;
 use crate::video::decode::{H264Decoder, Picture};
-use crate::video::jpeg::{encode_picture, SNAPSHOT_MAX_WIDTH};
+use crate::video::jpeg::{encode_picture, Frame420, SNAPSHOT_MAX_WIDTH};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -28,6 +33,12 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 pub const WATCHDOG: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const QUEUE: usize = 16;
+/// After motion stops, the last regions are looked at once more after this long.
+const CHECK_AFTER: Duration = Duration::from_secs(3);
+/// Detections this weak continue a track (but never start one).
+const TRACK_MIN_SCORE: f32 = 0.3;
+/// A track's best frame replaces its event's snapshot when the track ends, or after this long.
+const IMPROVE_AFTER_MS: u64 = 10_000;
 
 /// The live state of a camera, shown in the camera JSON and sent on `/ws`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -317,6 +328,8 @@ async fn run_camera(state: Arc<AppState>, row: CameraRow, mut stop: watch::Recei
     let mgr = &state.cameras;
     let spec = spec_for(&row, &state.keys);
     let mut backoff = Duration::from_secs(1);
+    // Kept across reconnects: a parked car is not re-announced because the stream dropped.
+    let mut objects = Objects::default();
     loop {
         mgr.set_status(&state, &row, |s| {
             s.status = "connecting";
@@ -326,10 +339,12 @@ async fn run_camera(state: Arc<AppState>, row: CameraRow, mut stop: watch::Recei
             _ = stop.changed() => break,
         };
         let err = match opened {
-            Ok(Ok(source)) => match stream(&state, &row, source, &mut stop, &mut backoff).await {
-                Outcome::Stopped => break,
-                Outcome::Failed(e) => e,
-            },
+            Ok(Ok(source)) => {
+                match stream(&state, &row, source, &mut stop, &mut backoff, &mut objects).await {
+                    Outcome::Stopped => break,
+                    Outcome::Failed(e) => e,
+                }
+            }
             Ok(Err(e)) => e,
             Err(_) => CaptureError::Timeout(format!(
                 "could not open the stream within {} s",
@@ -359,11 +374,48 @@ enum Report {
         width: usize,
         height: usize,
     },
+    /// Motion, detector off: the event's snapshot and motion boxes.
     Motion {
         jpeg: Vec<u8>,
         boxes: Vec<MotionBox>,
         fraction: f32,
     },
+    /// A detector run finished.
+    Detected {
+        outcome: DetectOutcome,
+        /// Motion boxes and changed fraction of the frame (empty for a check run).
+        boxes: Vec<MotionBox>,
+        fraction: f32,
+        /// A look at the last regions after motion stopped.
+        check: bool,
+    },
+}
+
+/// The best frame of a track: the frame and the event boxes seen on it.
+#[derive(Clone)]
+struct Best {
+    frame: Arc<Frame420>,
+    boxes: serde_json::Value,
+}
+
+/// A camera's object tracking state.
+struct Objects {
+    tracker: Tracker<Option<Best>>,
+    epoch: Instant,
+    last_motion_event: Option<Instant>,
+    /// Tracks whose best frame was already written to their event.
+    improved: std::collections::HashSet<u64>,
+}
+
+impl Default for Objects {
+    fn default() -> Self {
+        Objects {
+            tracker: Tracker::default(),
+            epoch: Instant::now(),
+            last_motion_event: None,
+            improved: Default::default(),
+        }
+    }
 }
 
 /// Analysis settings taken from the camera row.
@@ -375,6 +427,10 @@ struct Analysis {
     zones: Vec<crate::model::Zone>,
     cooldown: Duration,
     schedule: Option<Schedule>,
+    camera: Arc<str>,
+    detector: Arc<DetectorService>,
+    /// The filter names an object class (not only `motion`): run the detector.
+    wants_objects: bool,
 }
 
 async fn stream(
@@ -383,6 +439,7 @@ async fn stream(
     mut source: Box<dyn Source>,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Duration,
+    objects: &mut Objects,
 ) -> Outcome {
     let mgr = &state.cameras;
     let codec = source.codec();
@@ -395,6 +452,9 @@ async fn stream(
         zones: row.detection_zones.clone(),
         cooldown: Duration::from_secs(row.motion_cooldown as u64),
         schedule: row.detection_schedule.clone(),
+        camera: Arc::from(row.id.as_str()),
+        detector: state.detector.clone(),
+        wants_objects: row.object_filter.iter().any(|c| c != "motion"),
     };
     let thread = std::thread::Builder::new()
         .name(format!("analyse-{}", &row.id[..8.min(row.id.len())]))
@@ -450,6 +510,9 @@ async fn stream(
                 Some(Report::Motion { jpeg, boxes, fraction }) => {
                     record_motion(state, row, jpeg, boxes, fraction).await;
                 }
+                Some(Report::Detected { outcome, boxes, fraction, check }) => {
+                    on_detections(state, row, objects, outcome, boxes, fraction, check).await;
+                }
                 None => break Outcome::Failed(CaptureError::Stream("the analysis thread stopped".into())),
             },
             _ = check.tick() => {
@@ -495,6 +558,11 @@ async fn record_motion(
     };
     match state.record_event(ev, Some(jpeg)).await {
         Ok(e) => {
+            state
+                .detector
+                .counters
+                .motion_events
+                .fetch_add(1, Ordering::Relaxed);
             tracing::info!(camera.id = %row.id, event.id = %e.id, motion.fraction = fraction, "motion event")
         }
         Err(e) => tracing::warn!(camera.id = %row.id, error = ?e, "could not store a motion event"),
@@ -516,7 +584,8 @@ fn local_now() -> (u8, u16) {
     )
 }
 
-/// The analysis thread: decode, cap the analysis rate, detect motion, make snapshots.
+/// The analysis thread: decode, cap the analysis rate, detect motion, hand motion frames to the
+/// detector pool (or, with the detector off, make motion snapshots).
 fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg: Analysis) {
     let mut decoder = match H264Decoder::new() {
         Ok(d) => Some(d),
@@ -531,6 +600,10 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
     let mut last_event: Option<Instant> = None;
     let mut window_start = Instant::now();
     let mut window_frames = 0u32;
+    // The last motion sent to the detector: when, and where it looked.
+    let mut episode: Option<(Instant, Vec<Region>, bool)> = None;
+    let svc = cfg.detector.clone();
+    let pool = svc.pool.as_ref().filter(|_| cfg.wants_objects);
     let mut on_picture = |p: &Picture<'_>| {
         let now = Instant::now();
         window_frames += 1;
@@ -550,17 +623,46 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
         }
         last_analysed = Some(now);
         let r = motion.analyse(p.y, p.width, p.height, p.y_stride);
-        if !r.motion || !cfg.motion_enabled {
+        let active = cfg.motion_enabled
+            && cfg.schedule.as_ref().is_none_or(|s| {
+                let (day, minute) = local_now();
+                s.is_active(day, minute)
+            });
+        if !active {
             return;
         }
+        if !r.motion {
+            // Motion stopped: look at the last regions once more, so objects that left end
+            // their tracks and those that stayed are confirmed.
+            if let (Some(pool), Some((at, regions, checked))) = (pool, episode.as_mut()) {
+                if !*checked && now.duration_since(*at) >= CHECK_AFTER {
+                    *checked = true;
+                    submit(
+                        pool,
+                        &cfg,
+                        &svc,
+                        &tx,
+                        p,
+                        regions.clone(),
+                        Vec::new(),
+                        0.0,
+                        true,
+                    );
+                }
+            }
+            return;
+        }
+        svc.counters.motion_frames.fetch_add(1, Ordering::Relaxed);
+        if let Some(pool) = pool {
+            let boxes = motion.boxes();
+            let regions = regions_for(&boxes, p.width, p.height, pool.input_size);
+            episode = Some((now, regions.clone(), false));
+            submit(pool, &cfg, &svc, &tx, p, regions, boxes, r.fraction, false);
+            return;
+        }
+        // No detector (off, failed to load, or only `motion` in the filter): motion is the event.
         if last_event.is_some_and(|t| now.duration_since(t) < cfg.cooldown) {
             return;
-        }
-        if let Some(s) = &cfg.schedule {
-            let (day, minute) = local_now();
-            if !s.is_active(day, minute) {
-                return;
-            }
         }
         match encode_picture(p, SNAPSHOT_MAX_WIDTH, 80) {
             Ok(jpeg) => {
@@ -583,5 +685,242 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
             }
             Packet::Picture(f) => on_picture(&f.picture()),
         }
+    }
+}
+
+/// Hands a copy of the frame to the detector pool; the result comes back as a report. Never
+/// blocks: a result the camera's task cannot take is dropped and counted.
+#[allow(clippy::too_many_arguments)]
+fn submit(
+    pool: &crate::detect::pool::Pool,
+    cfg: &Analysis,
+    svc: &Arc<DetectorService>,
+    tx: &mpsc::Sender<Report>,
+    p: &Picture<'_>,
+    regions: Vec<Region>,
+    boxes: Vec<MotionBox>,
+    fraction: f32,
+    check: bool,
+) {
+    let tx = tx.clone();
+    let svc = svc.clone();
+    pool.submit(Job {
+        camera: cfg.camera.clone(),
+        frame: Arc::new(Frame420::from_picture(p)),
+        regions,
+        min_score: TRACK_MIN_SCORE.min(cfg.detector.min_score()),
+        done: Box::new(move |outcome| {
+            let report = Report::Detected {
+                outcome,
+                boxes,
+                fraction,
+                check,
+            };
+            if tx.try_send(report).is_err() {
+                svc.counters.results_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }),
+    });
+}
+
+/// Detection types in announcement priority.
+const PRIORITY: [&str; 3] = ["person", "vehicle", "animal"];
+
+fn rank(kind: &str) -> usize {
+    PRIORITY
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(PRIORITY.len())
+}
+
+/// A detector result for one frame: track, announce new objects, improve snapshots of objects
+/// that are done, or make a motion event when the filter asks for motion.
+async fn on_detections(
+    state: &Arc<AppState>,
+    row: &CameraRow,
+    objects: &mut Objects,
+    outcome: DetectOutcome,
+    boxes: Vec<MotionBox>,
+    fraction: f32,
+    check: bool,
+) {
+    let svc = &state.detector;
+    let Some(pool) = svc.pool.as_ref() else {
+        return;
+    };
+    let detections = match outcome.detections {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(camera.id = %row.id, error = %e, "detector run failed");
+            return;
+        }
+    };
+    let min = svc.min_score();
+    let labels = &pool.labels;
+    let frame = outcome.frame;
+    let (fw, fh) = (frame.width as f32, frame.height as f32);
+    let mut obs = Vec::new();
+    let mut event_boxes = Vec::new();
+    for d in detections {
+        let Some(name) = labels.get(d.class) else {
+            continue;
+        };
+        let Some(kind) = crate::detect::detection_type(name) else {
+            continue;
+        };
+        if !row.object_filter.iter().any(|c| c == kind) {
+            continue;
+        }
+        if d.score >= min {
+            event_boxes.push(serde_json::json!({
+                "x": d.x, "y": d.y, "width": d.width, "height": d.height,
+                "label": kind, "class": name, "score": (d.score * 1000.0).round() / 1000.0,
+            }));
+        }
+        obs.push(Observation { kind, det: d });
+    }
+    let strong: Vec<&Observation> = obs.iter().filter(|o| o.det.score >= min).collect();
+    svc.counters
+        .objects
+        .fetch_add(strong.len() as u64, Ordering::Relaxed);
+    let covered: Vec<Area> = outcome
+        .regions
+        .iter()
+        .map(|r| {
+            let x0 = (r.x / fw).max(0.0);
+            let y0 = (r.y / fh).max(0.0);
+            Area {
+                x: x0,
+                y: y0,
+                width: ((r.x + r.side) / fw).min(1.0) - x0,
+                height: ((r.y + r.side) / fh).min(1.0) - y0,
+            }
+        })
+        .collect();
+    let now = objects.epoch.elapsed().as_millis() as u64;
+    let payload = Some(Best {
+        frame: frame.clone(),
+        boxes: serde_json::Value::Array(event_boxes.clone()),
+    });
+    let up = objects.tracker.update(now, &obs, &covered, min, &payload);
+
+    if !up.started.is_empty() {
+        let new: Vec<(u64, &'static str, f32)> = objects
+            .tracker
+            .tracks()
+            .iter()
+            .filter(|t| up.started.contains(&t.id))
+            .map(|t| (t.id, t.kind, t.best_score))
+            .collect();
+        let main = new
+            .iter()
+            .min_by_key(|(_, k, _)| rank(k))
+            .map(|(_, k, _)| *k)
+            .unwrap_or("person");
+        let mut kinds: Vec<&'static str> = strong.iter().map(|o| o.kind).collect();
+        kinds.sort_by_key(|k| rank(k));
+        kinds.dedup();
+        let score = new
+            .iter()
+            .filter(|(_, k, _)| *k == main)
+            .map(|(_, _, s)| *s)
+            .fold(0.0f32, f32::max);
+        let confidence = (score * 100.0).round().clamp(0.0, 100.0) as u8;
+        let jpeg = encode(frame.clone()).await;
+        let now_ms = state.clock.now_ms();
+        let ev = EventRow {
+            id: crate::crypto::new_uuid(),
+            camera_id: row.id.clone(),
+            ts: now_ms,
+            detection_type: main.into(),
+            confidence,
+            objects_detected: kinds.iter().map(|k| k.to_string()).collect(),
+            bounding_boxes: serde_json::Value::Array(event_boxes),
+            source_type: row.camera_type.as_str().into(),
+            created_at: now_ms,
+            ..Default::default()
+        };
+        match state.record_event(ev, jpeg).await {
+            Ok(e) => {
+                svc.counters.object_events.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(camera.id = %row.id, event.id = %e.id, detection = main, confidence, objects = new.len(), "object event");
+                for (id, _, s) in &new {
+                    if let Some(t) = objects.tracker.get_mut(*id) {
+                        t.announced = Some((e.id.clone(), *s));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(camera.id = %row.id, error = ?e, "could not store an object event")
+            }
+        }
+    } else if !check && strong.is_empty() {
+        if row.object_filter.iter().any(|c| c == "motion")
+            && objects
+                .last_motion_event
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(row.motion_cooldown as u64))
+        {
+            objects.last_motion_event = Some(Instant::now());
+            if let Some(jpeg) = encode(frame.clone()).await {
+                record_motion(state, row, jpeg, boxes, fraction).await;
+            }
+        } else {
+            svc.counters.kept_from_cloud.fetch_add(1, Ordering::Relaxed);
+        }
+    } else if !check {
+        // Objects already announced: nothing new for the cloud.
+        svc.counters.kept_from_cloud.fetch_add(1, Ordering::Relaxed);
+    }
+
+    // Snapshots: a track's best frame replaces its event's first one when the track ends or
+    // has lasted long enough.
+    let mut done: Vec<(String, f32, f32, Option<Best>)> = Vec::new();
+    for t in &up.ended {
+        if let Some((eid, s)) = &t.announced {
+            if !objects.improved.remove(&t.id) {
+                done.push((eid.clone(), *s, t.best_score, t.best.clone()));
+            }
+        } else {
+            objects.improved.remove(&t.id);
+        }
+    }
+    for t in objects.tracker.tracks() {
+        if let Some((eid, s)) = &t.announced {
+            if now.saturating_sub(t.first_seen) >= IMPROVE_AFTER_MS && objects.improved.insert(t.id)
+            {
+                done.push((eid.clone(), *s, t.best_score, t.best.clone()));
+            }
+        }
+    }
+    for (eid, announced, best, frame) in done {
+        let Some(b) = frame else { continue };
+        if best < announced + 0.02 {
+            continue;
+        }
+        let st = state.clone();
+        tokio::spawn(async move {
+            let confidence = (best * 100.0).round().clamp(0.0, 100.0) as u8;
+            if let Some(jpeg) = encode(b.frame).await {
+                if let Err(e) = st.improve_event(&eid, confidence, b.boxes, jpeg).await {
+                    tracing::debug!(event.id = %eid, error = ?e, "could not improve a snapshot");
+                }
+            }
+        });
+    }
+}
+
+/// A snapshot of a frame, encoded off the runtime.
+async fn encode(frame: Arc<Frame420>) -> Option<Vec<u8>> {
+    let r = tokio::task::spawn_blocking(move || {
+        encode_picture(&frame.picture(), SNAPSHOT_MAX_WIDTH, 80)
+    })
+    .await;
+    match r {
+        Ok(Ok(j)) => Some(j),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not encode a snapshot");
+            None
+        }
+        Err(_) => None,
     }
 }

@@ -35,6 +35,15 @@ pub struct GlobalArgs {
     /// TOML configuration file.
     #[arg(long, global = true, env = "ARGUS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The detector's model description (`[detector] model`).
+    #[arg(long, global = true, env = "ARGUS_MODEL")]
+    pub model: Option<PathBuf>,
+    /// The ONNX Runtime library (`[detector] runtime`).
+    #[arg(long, global = true, env = "ARGUS_ONNXRUNTIME")]
+    pub onnxruntime: Option<PathBuf>,
+    /// No object detection: every motion is an event (`[detector] enabled = false`).
+    #[arg(long, global = true)]
+    pub motion_only: bool,
     /// With `serve`: add (once) a camera named "Demo" that replays an H.264 clip of a person
     /// walking through a scene, so events arrive without any hardware.
     #[arg(long, global = true)]
@@ -91,6 +100,9 @@ impl GlobalArgs {
             config_file: self.config.clone(),
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
+            model: self.model.clone(),
+            onnxruntime: self.onnxruntime.clone(),
+            motion_only: self.motion_only,
         }
     }
 }

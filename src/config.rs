@@ -25,6 +25,73 @@ pub struct FileConfig {
     pub tls: TlsSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub detector: DetectorSection,
+}
+
+/// What to do when the detector cannot be loaded at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDetectorError {
+    /// Refuse to start, naming the missing or broken file.
+    Fail,
+    /// Start anyway with every motion an event (no object detection), warn loudly and report
+    /// `degraded` in `/system/health`.
+    MotionOnly,
+}
+
+/// `[detector]`: the on-device object detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorSection {
+    /// `false` runs motion-only on purpose: every motion is an event, nothing is degraded.
+    pub enabled: bool,
+    /// The model description (TOML beside the `.onnx`). Default: the first found of
+    /// `<exe dir>/models/`, `<exe dir>/../share/argus/models/`, `/usr/share/argus/models/`,
+    /// `./models/`, each with `yolov3-tiny-416.toml`.
+    pub model: Option<PathBuf>,
+    /// The ONNX Runtime shared library. Default: `$ORT_DYLIB_PATH`, else the first found of
+    /// `<exe dir>/libonnxruntime.so`, `<exe dir>/../lib/argus/libonnxruntime.so`,
+    /// `/usr/lib/argus/libonnxruntime.so`, `./target/onnxruntime/<arch>/libonnxruntime.so`.
+    pub runtime: Option<PathBuf>,
+    /// `onnxruntime` (default where it exists) or `tract` (pure Rust; the default on 32-bit
+    /// ARM).
+    pub backend: Option<crate::detect::BackendKind>,
+    /// `cpu` (default), `cuda` or `tensorrt` (Jetson); falls back to CPU with a warning.
+    pub execution_provider: crate::detect::ExecutionProvider,
+    /// Inference threads (each with its own model instance), shared by all cameras.
+    pub workers: usize,
+    /// Threads per inference (default: the machine's cores divided by `workers`, at most 4).
+    pub threads: Option<usize>,
+    /// Frames waiting for the detector, across cameras, beyond which the oldest are dropped.
+    pub queue: usize,
+    pub on_error: OnDetectorError,
+}
+
+impl Default for DetectorSection {
+    fn default() -> Self {
+        DetectorSection {
+            enabled: true,
+            model: None,
+            runtime: None,
+            backend: None,
+            execution_provider: crate::detect::ExecutionProvider::Cpu,
+            workers: 1,
+            threads: None,
+            queue: 16,
+            on_error: OnDetectorError::Fail,
+        }
+    }
+}
+
+impl DetectorSection {
+    /// Detection switched off (motion-only on purpose), for tools and tests that do not need it.
+    pub fn off() -> Self {
+        DetectorSection {
+            enabled: false,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +154,7 @@ pub struct Config {
     pub http: HttpSection,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthSection,
+    pub detector: DetectorSection,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +176,12 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `[detector] model`.
+    pub model: Option<PathBuf>,
+    /// `[detector] runtime`.
+    pub onnxruntime: Option<PathBuf>,
+    /// `[detector] enabled = false`.
+    pub motion_only: bool,
 }
 
 impl Config {
@@ -171,6 +245,29 @@ impl Config {
                 "auth.login_attempts_per_15min: at least 1".into(),
             ));
         }
+        let mut detector = file.detector;
+        if let Some(m) = &o.model {
+            detector.model = Some(m.clone());
+        }
+        if let Some(r) = &o.onnxruntime {
+            detector.runtime = Some(r.clone());
+        }
+        if o.motion_only {
+            detector.enabled = false;
+        }
+        if detector.workers == 0 || detector.workers > 16 {
+            return Err(ConfigError::Invalid(
+                "detector.workers: between 1 and 16".into(),
+            ));
+        }
+        if detector.threads.is_some_and(|t| t == 0 || t > 64) {
+            return Err(ConfigError::Invalid(
+                "detector.threads: between 1 and 64".into(),
+            ));
+        }
+        if detector.queue == 0 {
+            return Err(ConfigError::Invalid("detector.queue: at least 1".into()));
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -178,14 +275,17 @@ impl Config {
             http: file.http,
             tls,
             auth: file.auth,
+            detector,
         })
     }
 
-    /// A configuration for tests: everything default, data in `data_dir`.
+    /// A configuration for tests: everything default except the detector, which is off (the
+    /// detection tests switch it on), data in `data_dir`.
     pub fn for_data_dir(data_dir: &Path) -> Config {
         let o = Overrides {
             data_dir: Some(data_dir.to_path_buf()),
             listen: Some("127.0.0.1:0".into()),
+            motion_only: true,
             ..Default::default()
         };
         Config::from_parts(FileConfig::default(), &o).expect("defaults are valid")

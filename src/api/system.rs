@@ -21,6 +21,8 @@ pub struct HealthDto {
     /// Connected WebSocket clients.
     pub websocket_clients: usize,
     pub time: String,
+    /// The on-device object detector and the pipeline's counters since start-up.
+    pub detector: crate::detect::service::DetectorHealth,
 }
 
 /// Health check (no authentication).
@@ -28,14 +30,16 @@ pub struct HealthDto {
     responses((status = 200, body = HealthDto)))]
 pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
     let db = ctx.state.store.ping().await;
+    let degraded = !db || ctx.state.detector.degraded;
     ok(&HealthDto {
-        status: if db { "ok" } else { "degraded" }.into(),
+        status: if degraded { "degraded" } else { "ok" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: ctx.state.started.elapsed().as_secs(),
         database: db,
         schema_version: crate::store::SCHEMA_VERSION,
         websocket_clients: ctx.state.bus.client_count(),
         time: crate::clock::format_rfc3339(ctx.state.clock.now_ms()),
+        detector: ctx.state.detector.health(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod onnx;
 pub mod pool;
 pub mod postprocess;
 pub mod preprocess;
+pub mod service;
 pub mod track;
 
 use crate::video::decode::Picture;

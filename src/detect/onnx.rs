@@ -12,10 +12,14 @@ use std::path::Path;
 fn init_runtime(lib: &Path) -> Result<&'static ort::environment::Environment, DetectError> {
     static ENV: std::sync::OnceLock<Result<ort::environment::Environment, String>> =
         std::sync::OnceLock::new();
+    if !lib.is_file() {
+        return Err(DetectError::Runtime {
+            path: lib.display().to_string(),
+            message: "no such file (scripts/fetch-onnxruntime.sh fetches it)".into(),
+        });
+    }
+    // ONNX Runtime can be loaded once per process: the first library loaded serves all.
     let r = ENV.get_or_init(|| {
-        if !lib.exists() {
-            return Err("no such file".into());
-        }
         let builder = ort::init_from(lib).map_err(|e| e.to_string())?;
         builder
             .with_name("argus")

@@ -101,6 +101,43 @@ pub fn decode(
     nms(out, nms_iou)
 }
 
+/// Share of a box's area that must lie inside a better box of the same class for it to be taken
+/// as a part of that object (a head, legs) rather than another object.
+pub const CONTAINED: f32 = 0.7;
+
+/// Merges the detections of one frame (possibly from several overlapping crops): per-class NMS,
+/// then a box mostly inside another box of its class (or containing most of it) is taken as a
+/// part of the same object (a head, legs), which plain IoU keeps because the areas differ: the
+/// pair becomes the larger box with the better score.
+pub fn merge(dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    let dets = nms(dets, iou);
+    let mut keep: Vec<Detection> = Vec::with_capacity(dets.len());
+    // `nms` returns best first.
+    for d in dets {
+        let part_of = keep.iter_mut().find(|k| {
+            k.class == d.class && {
+                let x0 = k.x.max(d.x);
+                let y0 = k.y.max(d.y);
+                let x1 = (k.x + k.width).min(d.x + d.width);
+                let y1 = (k.y + k.height).min(d.y + d.height);
+                let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+                let smaller = d.area().min(k.area());
+                smaller > 0.0 && inter / smaller >= CONTAINED
+            }
+        });
+        match part_of {
+            Some(k) => {
+                if d.area() > k.area() {
+                    let score = k.score;
+                    *k = Detection { score, ..d };
+                }
+            }
+            None => keep.push(d),
+        }
+    }
+    keep
+}
+
 /// Per-class non-maximum suppression: keeps the best-scoring box of each overlapping group.
 pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -185,6 +222,40 @@ mod tests {
                 ..a.clone()
             }),
             0.0
+        );
+    }
+
+    #[test]
+    fn merge_drops_parts_of_a_better_box_but_keeps_neighbours() {
+        let d = |class, score, x, y, w, h| Detection {
+            class,
+            score,
+            x,
+            y,
+            width: w,
+            height: h,
+        };
+        let person = d(0, 0.9, 0.50, 0.40, 0.10, 0.45);
+        let legs = d(0, 0.5, 0.56, 0.55, 0.03, 0.30); // inside the person
+        let neighbour = d(0, 0.6, 0.58, 0.40, 0.10, 0.45); // overlaps, another person
+        let dog = d(16, 0.7, 0.52, 0.70, 0.05, 0.10); // inside, other class
+        let out = merge(
+            vec![legs, person.clone(), neighbour.clone(), dog.clone()],
+            0.45,
+        );
+        assert_eq!(out, vec![person.clone(), dog.clone(), neighbour.clone()]);
+        // A part scoring better than the whole: the whole's box, the part's score.
+        let torso = d(0, 0.95, 0.52, 0.45, 0.06, 0.25);
+        let out = merge(vec![person.clone(), torso, neighbour.clone()], 0.45);
+        assert_eq!(
+            out,
+            vec![
+                Detection {
+                    score: 0.95,
+                    ..person
+                },
+                neighbour
+            ]
         );
     }
 }

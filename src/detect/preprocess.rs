@@ -39,6 +39,42 @@ pub fn around(b: &MotionBox, width: usize, height: usize, input: usize) -> Regio
     Region { x, y, side }
 }
 
+/// At most this many crops per frame; more motion regions than that get the whole frame.
+pub const MAX_REGIONS: usize = 3;
+
+/// The regions to run the detector on for a frame with these motion boxes (largest first):
+/// a square crop around each box (boxes already inside a chosen crop add none), or the whole
+/// frame, letterboxed, when there is no box, a box too large for a square crop, or more than
+/// [`MAX_REGIONS`] separate crops.
+pub fn regions_for(boxes: &[MotionBox], width: usize, height: usize, input: usize) -> Vec<Region> {
+    let whole = vec![whole_frame(width, height)];
+    let (w, h) = (width as f32, height as f32);
+    let mut out: Vec<Region> = Vec::new();
+    for b in boxes {
+        if b.width * w * 1.2 > w.min(h) || b.height * h * 1.2 > w.min(h) {
+            return whole;
+        }
+        let inside = |r: &Region| {
+            b.x * w >= r.x
+                && b.y * h >= r.y
+                && (b.x + b.width) * w <= r.x + r.side
+                && (b.y + b.height) * h <= r.y + r.side
+        };
+        if out.iter().any(inside) {
+            continue;
+        }
+        if out.len() == MAX_REGIONS {
+            return whole;
+        }
+        out.push(around(b, width, height, input));
+    }
+    if out.is_empty() {
+        whole
+    } else {
+        out
+    }
+}
+
 /// Fills `out` (length 3 x input x input, NCHW) with the region scaled to the input size, RGB
 /// in 0..1; parts of the region outside the frame are mid-grey (0.5). Returns the placement of
 /// the input square in the frame.

@@ -131,6 +131,29 @@ pub fn get(conn: &Connection, id: &str) -> StoreResult<EventRow> {
     }
 }
 
+/// Replaces an event's detection figures and snapshot size when a better frame of its object
+/// arrives. Returns false when the event no longer exists.
+pub fn update_detection(
+    conn: &Connection,
+    id: &str,
+    confidence: u8,
+    bounding_boxes: &serde_json::Value,
+    thumbnail_bytes: u64,
+) -> StoreResult<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE events SET confidence = ?2, bounding_boxes = ?3, thumbnail_bytes = ?4 \
+             WHERE id = ?1",
+        )?
+        .execute(rusqlite::params![
+            id,
+            confidence,
+            serde_json::to_string(bounding_boxes)?,
+            thumbnail_bytes
+        ])?;
+    Ok(n == 1)
+}
+
 /// Deletes one event; returns its thumbnail path (to remove after commit).
 pub fn delete(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
     let mut stmt =

@@ -58,6 +58,25 @@ impl Frame420 {
         }
     }
 
+    /// Copies a (decoder-borrowed) picture.
+    pub fn from_picture(p: &Picture<'_>) -> Frame420 {
+        let (cw, ch) = (p.width.div_ceil(2), p.height.div_ceil(2));
+        let copy = |plane: &[u8], stride: usize, w: usize, h: usize| {
+            let mut out = Vec::with_capacity(w * h);
+            for row in plane.chunks(stride).take(h) {
+                out.extend_from_slice(&row[..w]);
+            }
+            out
+        };
+        Frame420 {
+            width: p.width,
+            height: p.height,
+            y: copy(p.y, p.y_stride, p.width, p.height),
+            u: copy(p.u, p.uv_stride, cw, ch),
+            v: copy(p.v, p.uv_stride, cw, ch),
+        }
+    }
+
     /// An all-zero picture of the given size.
     pub fn black(width: usize, height: usize) -> Frame420 {
         let chroma = width.div_ceil(2) * height.div_ceil(2);

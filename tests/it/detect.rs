@@ -3,31 +3,17 @@
 //! Needs the runtime library from `scripts/fetch-onnxruntime.sh` (scripts/test.sh fetches it
 //! and sets `ORT_DYLIB_PATH`) and the model made by `scripts/make-model.sh`.
 
-use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
+use crate::support::{model_toml, ort_lib};
 use argus::detect::postprocess::Detection;
 use argus::detect::preprocess::{around, whole_frame};
+use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
 use argus::video::jpeg::Frame420;
-use std::path::PathBuf;
 
 fn detector() -> Detector {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            root.join("target/onnxruntime")
-                .join(std::env::consts::ARCH)
-                .join("libonnxruntime.so")
-        });
-    assert!(
-        lib.exists(),
-        "no ONNX Runtime at {}: run scripts/fetch-onnxruntime.sh",
-        lib.display()
-    );
-    let model = root.join("models/yolov3-tiny-416.toml");
     Detector::load(&LoadOptions {
         backend: BackendKind::Onnxruntime,
-        model,
-        runtime: lib,
+        model: model_toml(),
+        runtime: ort_lib(),
         execution_provider: ExecutionProvider::Cpu,
         threads: 1,
     })
@@ -121,4 +107,163 @@ fn an_empty_scene_has_nothing_and_crops_map_back_to_the_frame() {
         .expect("person in the crop");
     let truth = person_box();
     assert!(person.iou(&truth) > 0.5, "{person:?}");
+}
+
+/// Decodes a clip and runs what a camera runs on it, analysing one frame in `step` (starting at
+/// `phase`): motion, crops around the motion, the detector, the tracker. Returns the objects
+/// announced (by type), the number of frames that had motion, and a trace for failure messages.
+fn announced_in_clip(
+    d: &mut Detector,
+    clip: &str,
+    step: u64,
+    phase: u64,
+) -> (Vec<&'static str>, usize, String) {
+    use argus::detect::preprocess::regions_for;
+    use argus::detect::track::{Area, Observation, Tracker};
+    let bytes = std::fs::read(clip).unwrap();
+    let mut dec = argus::video::decode::H264Decoder::new().unwrap();
+    let mut motion = argus::motion::MotionDetector::new(
+        argus::model::Sensitivity::Medium.changed_fraction(),
+        &[],
+    );
+    let mut tracker: Tracker<()> = Tracker::default();
+    let mut started = Vec::new();
+    let mut motion_frames = 0;
+    let mut n = 0u64;
+    let mut trace = String::new();
+    let mut on_picture = |p: &argus::video::decode::Picture<'_>| {
+        n += 1;
+        if n % step != phase {
+            return;
+        }
+        let now = n * 1000 / 15;
+        let r = motion.analyse(p.y, p.width, p.height, p.y_stride);
+        if !r.motion {
+            return;
+        }
+        motion_frames += 1;
+        let regions = regions_for(&motion.boxes(), p.width, p.height, d.spec.input_size);
+        let mut dets = Vec::new();
+        for reg in &regions {
+            dets.extend(d.detect(p, *reg, 0.3).unwrap());
+        }
+        let dets = argus::detect::postprocess::merge(dets, argus::detect::NMS_IOU);
+        let obs: Vec<Observation> = dets
+            .into_iter()
+            .filter_map(|x| {
+                let kind = argus::detect::detection_type(&d.labels[x.class])?;
+                (kind == "person" || kind == "vehicle").then_some(Observation { kind, det: x })
+            })
+            .collect();
+        let (w, h) = (p.width as f32, p.height as f32);
+        let covered: Vec<Area> = regions
+            .iter()
+            .map(|r| Area {
+                x: r.x / w,
+                y: r.y / h,
+                width: r.side / w,
+                height: r.side / h,
+            })
+            .collect();
+        let up = tracker.update(now, &obs, &covered, 0.5, &());
+        trace += &format!(
+            "t={now} regions={:?} objects={:?} started={:?}\n",
+            regions
+                .iter()
+                .map(|r| (r.x as i32, r.y as i32, r.side as i32))
+                .collect::<Vec<_>>(),
+            obs.iter()
+                .map(|o| (
+                    o.kind,
+                    (o.det.score * 100.0) as i32,
+                    (o.det.x * 100.0) as i32
+                ))
+                .collect::<Vec<_>>(),
+            up.started
+        );
+        for id in up.started {
+            let t = tracker.tracks().iter().find(|t| t.id == id).unwrap();
+            started.push(t.kind);
+        }
+    };
+    for au in argus::video::h264::access_units(&bytes) {
+        dec.decode(&au, &mut on_picture);
+    }
+    dec.flush(&mut on_picture);
+    (started, motion_frames, trace)
+}
+
+#[test]
+fn a_walk_through_is_one_person_and_a_light_sweep_is_nobody() {
+    let mut d = detector();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let walk = format!("{root}/assets/demo/person-walk.h264");
+    let light = format!("{root}/tests/data/light-sweep-320x180.h264");
+    // 5 analysed frames a second from the 15 fps clips, at each of the three phases, and 7.5.
+    for (step, phase) in [(3, 0), (3, 1), (3, 2), (2, 1)] {
+        let (started, motion, trace) = announced_in_clip(&mut d, &walk, step, phase);
+        assert!(motion > 10, "{motion} motion frames");
+        assert_eq!(
+            started,
+            vec!["person"],
+            "one walk, one person (step {step} phase {phase}):\n{trace}"
+        );
+        let (started, motion, trace) = announced_in_clip(&mut d, &light, step, phase);
+        assert!(motion > 3, "the light sweep is motion ({motion} frames)");
+        assert!(started.is_empty(), "step {step} phase {phase}:\n{trace}");
+    }
+}
+
+#[test]
+fn the_pool_serves_every_camera_and_drops_the_oldest_under_overload() {
+    use argus::detect::pool::{Job, Pool};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let pool = Pool::start(vec![detector()], 3);
+    let frame = Arc::new(image("person.jpg"));
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize)>();
+    // Three cameras submit 8 frames each, far faster than one worker can serve them.
+    for round in 0..8 {
+        for cam in 0..3usize {
+            let tx = tx.clone();
+            let f = frame.clone();
+            pool.submit(Job {
+                camera: Arc::from(format!("cam{cam}").as_str()),
+                regions: vec![whole_frame(f.width, f.height)],
+                frame: f,
+                min_score: 0.5,
+                done: Box::new(move |o| {
+                    let people = o.detections.unwrap().len();
+                    let _ = tx.send((cam, people));
+                }),
+            });
+            assert!(
+                pool.queued() <= 3,
+                "round {round}: one pending frame per camera"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(tx);
+    // Wait for the queue to drain.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let c = pool.counters();
+    while c.completed.load(Ordering::Relaxed) + c.dropped.load(Ordering::Relaxed) < 24 {
+        assert!(std::time::Instant::now() < deadline, "the pool drains");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let results: Vec<(usize, usize)> = rx.try_iter().collect();
+    for cam in 0..3 {
+        assert!(
+            results.iter().any(|(c, people)| *c == cam && *people >= 1),
+            "camera {cam} was served: {results:?}"
+        );
+    }
+    let dropped = c.dropped.load(Ordering::Relaxed);
+    assert!(dropped > 0, "overload drops frames");
+    assert_eq!(
+        c.completed.load(Ordering::Relaxed) + dropped,
+        c.submitted.load(Ordering::Relaxed)
+    );
+    assert_eq!(results.len() as u64, c.completed.load(Ordering::Relaxed));
 }

@@ -6,8 +6,11 @@ mod cameras;
 mod capture;
 mod cli;
 mod detect;
+#[cfg(feature = "tract")]
+mod detect_tract;
 mod errors;
 mod events;
+mod pipeline;
 mod rtsp;
 mod support;
 mod system;

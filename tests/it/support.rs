@@ -261,3 +261,36 @@ pub fn assert_error(status: StatusCode, body: &Value, want: u16, needle: &str) {
 
 /// A tiny valid JPEG (1x1 grey), base64.
 pub const TINY_JPEG_B64: &str = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAMCAgICAgMCAgIDAwMDBAYEBAQEBAgGBgUGCQgKCgkICQkKDA8MCgsOCwkJDRENDg8QEBEQCgwSExIQEw8QEBD/yQALCAABAAEBAREA/8wABgAQEAX/2gAIAQEAAD8A0s8g/9k=";
+
+/// The ONNX Runtime library the scripts fetch (`scripts/test.sh` sets `ORT_DYLIB_PATH`).
+pub fn ort_lib() -> PathBuf {
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/onnxruntime")
+                .join(std::env::consts::ARCH)
+                .join("libonnxruntime.so")
+        });
+    assert!(
+        lib.exists(),
+        "no ONNX Runtime at {}: run scripts/fetch-onnxruntime.sh",
+        lib.display()
+    );
+    lib
+}
+
+/// The shipped model's description (the model itself is made by `scripts/make-model.sh`).
+pub fn model_toml() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/yolov3-tiny-416.toml")
+}
+
+/// Switches the real detector on (one worker, two threads).
+pub fn with_detector(cfg: &mut Config) {
+    cfg.detector = argus::config::DetectorSection {
+        model: Some(model_toml()),
+        runtime: Some(ort_lib()),
+        threads: Some(2),
+        ..Default::default()
+    };
+}
