@@ -203,4 +203,73 @@ mod tests {
         );
         assert!(t[0] > 0.95 && t[4] < 0.05 && t[8] < 0.05, "{t:?}");
     }
+
+    #[test]
+    fn regions_for_motion_crops_small_boxes_and_letterboxes_large_or_scattered_motion() {
+        let b = |x, y, w, h| MotionBox {
+            x,
+            y,
+            width: w,
+            height: h,
+        };
+        // 1920x1080: a small person far away gets a 416 crop around it.
+        let r = regions_for(&[b(0.70, 0.40, 0.03, 0.10)], 1920, 1080, 416);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].side, 416.0);
+        let (cx, cy) = (0.715 * 1920.0, 0.45 * 1080.0);
+        assert!((r[0].x + 208.0 - cx).abs() < 1.0 && (r[0].y + 208.0 - cy).abs() < 1.0);
+        // A second box inside the first crop adds nothing; one elsewhere adds a crop.
+        let r = regions_for(
+            &[
+                b(0.70, 0.40, 0.03, 0.10),
+                b(0.71, 0.45, 0.01, 0.02),
+                b(0.1, 0.1, 0.05, 0.1),
+            ],
+            1920,
+            1080,
+            416,
+        );
+        assert_eq!(r.len(), 2);
+        // Motion taller than the frame's short side allows: the whole frame.
+        let r = regions_for(&[b(0.2, 0.0, 0.3, 0.95)], 1920, 1080, 416);
+        assert_eq!(r, vec![whole_frame(1920, 1080)]);
+        // More separate crops than MAX_REGIONS: the whole frame.
+        let many: Vec<MotionBox> = (0..4)
+            .map(|i| b(0.05 + 0.24 * i as f32, 0.4, 0.02, 0.05))
+            .collect();
+        assert_eq!(
+            regions_for(&many, 1920, 1080, 416),
+            vec![whole_frame(1920, 1080)]
+        );
+        // No box (a check run without motion): the whole frame.
+        assert_eq!(regions_for(&[], 640, 360, 416), vec![whole_frame(640, 360)]);
+        // A frame smaller than the input: the crop is the frame's short side, inside the frame.
+        let r = regions_for(&[b(0.9, 0.5, 0.05, 0.2)], 640, 360, 416);
+        assert_eq!(r[0].side, 360.0);
+        assert!(r[0].x + r[0].side <= 640.0 && r[0].x >= 0.0 && r[0].y == 0.0);
+    }
+
+    #[test]
+    fn a_borrowed_picture_with_padding_copies_exactly() {
+        // 5x3 luma in rows of 8, chroma 3x2 in rows of 4.
+        let y: Vec<u8> = (0..24).collect();
+        let u: Vec<u8> = (100..108).collect();
+        let v: Vec<u8> = (200..208).collect();
+        let p = Picture {
+            width: 5,
+            height: 3,
+            y: &y,
+            u: &u,
+            v: &v,
+            y_stride: 8,
+            uv_stride: 4,
+        };
+        let f = Frame420::from_picture(&p);
+        assert_eq!(
+            f.y,
+            vec![0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 16, 17, 18, 19, 20]
+        );
+        assert_eq!(f.u, vec![100, 101, 102, 104, 105, 106]);
+        assert_eq!(f.v, vec![200, 201, 202, 204, 205, 206]);
+    }
 }

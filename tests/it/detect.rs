@@ -267,3 +267,23 @@ fn the_pool_serves_every_camera_and_drops_the_oldest_under_overload() {
     );
     assert_eq!(results.len() as u64, c.completed.load(Ordering::Relaxed));
 }
+
+#[test]
+fn asking_for_cuda_or_tensorrt_without_them_falls_back_to_the_cpu() {
+    for ep in [ExecutionProvider::Cuda, ExecutionProvider::Tensorrt] {
+        // The PyPI onnxruntime library is CPU-only: the provider is unavailable.
+        let mut d = Detector::load(&LoadOptions {
+            backend: BackendKind::Onnxruntime,
+            model: model_toml(),
+            runtime: ort_lib(),
+            execution_provider: ep,
+            threads: 1,
+        })
+        .expect("loads on the CPU");
+        assert_eq!(d.backend_name(), "onnxruntime-cpu");
+        let f = image("person.jpg");
+        let p = f.picture();
+        let dets = d.detect(&p, whole_frame(p.width, p.height), 0.5).unwrap();
+        assert!(dets.iter().any(|x| d.labels[x.class] == "person"));
+    }
+}

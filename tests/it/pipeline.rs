@@ -146,6 +146,30 @@ async fn a_missing_model_stops_start_up_naming_it_or_runs_motion_only_when_asked
         "says how to run without it: {msg}"
     );
 
+    // A broken model (not ONNX) is named too.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let spec = std::fs::read_to_string(model_toml()).unwrap();
+    std::fs::write(bad.join("model.toml"), spec).unwrap();
+    std::fs::copy(
+        model_toml().with_file_name("coco.names"),
+        bad.join("coco.names"),
+    )
+    .unwrap();
+    std::fs::write(bad.join("yolov3-tiny-416.onnx"), b"not a model").unwrap();
+    let mut cfg = argus::config::Config::for_data_dir(&dir.path().join("data1"));
+    with_detector(&mut cfg);
+    cfg.detector.model = Some(bad.join("model.toml"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = argus::app::run(cfg, Default::default(), listener, std::future::pending())
+        .await
+        .expect_err("start-up fails");
+    assert!(
+        err.to_string()
+            .contains(&bad.join("yolov3-tiny-416.onnx").display().to_string()),
+        "{err}"
+    );
+
     // A missing runtime library is named too.
     let mut cfg = argus::config::Config::for_data_dir(&dir.path().join("data2"));
     with_detector(&mut cfg);
