@@ -5,11 +5,13 @@
 //!     ORT_DYLIB_PATH=$(scripts/fetch-onnxruntime.sh) cargo bench --bench detect
 //!
 //! (`scripts/bench-detect.sh` does that and runs the same model under the onnxruntime Python
-//! package for comparison.)
+//! package for comparison.) With `--features tract`, a last row `tract` measures the pure-Rust
+//! backend (single-threaded) on the same frame.
 
-use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
 use argus::detect::postprocess::decode;
-use argus::detect::preprocess::{fill_tensor, whole_frame};
+use argus::detect::preprocess::{fill_tensor, whole_frame, Region};
+use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
+use argus::video::decode::Picture;
 use argus::video::jpeg::Frame420;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -60,26 +62,44 @@ fn main() {
             threads,
         })
         .unwrap();
-        let size = d.spec.input_size;
-        let mut tensor = vec![0f32; 3 * size * size];
-        let place = fill_tensor(&p, region, size, &mut tensor);
-        let infer = per_call_ms(min, || {
-            std::hint::black_box(d.infer(&tensor).unwrap());
-        });
-        let step = per_call_ms(min, || {
-            std::hint::black_box(d.detect(&p, region, 0.25).unwrap());
-        });
-        let output = d.infer(&tensor).unwrap();
-        let pre = per_call_ms(min / 3, || {
-            std::hint::black_box(fill_tensor(&p, region, size, &mut tensor));
-        });
-        let post = per_call_ms(min / 3, || {
-            std::hint::black_box(decode(&output, d.spec.num_classes, &place, 0.25, 0.45));
-        });
-        println!(
-            "{threads:<8} {infer:>14.2} {step:>16.2} {:>12.2} {:>9.1}%",
-            pre + post,
-            (step / infer - 1.0) * 100.0
-        );
+        row(&threads.to_string(), &mut d, &p, region, min);
     }
+    // The pure-Rust backend (single-threaded), with `--features tract`.
+    #[cfg(feature = "tract")]
+    {
+        let mut d = Detector::load(&LoadOptions {
+            backend: BackendKind::Tract,
+            model,
+            runtime: lib,
+            execution_provider: ExecutionProvider::Cpu,
+            threads: 1,
+        })
+        .unwrap();
+        row("tract", &mut d, &p, region, min);
+    }
+}
+
+/// Measures one detector and prints its row.
+fn row(label: &str, d: &mut Detector, p: &Picture<'_>, region: Region, min: Duration) {
+    let size = d.spec.input_size;
+    let mut tensor = vec![0f32; 3 * size * size];
+    let place = fill_tensor(p, region, size, &mut tensor);
+    let infer = per_call_ms(min, || {
+        std::hint::black_box(d.infer(&tensor).unwrap());
+    });
+    let step = per_call_ms(min, || {
+        std::hint::black_box(d.detect(p, region, 0.25).unwrap());
+    });
+    let output = d.infer(&tensor).unwrap();
+    let pre = per_call_ms(min / 3, || {
+        std::hint::black_box(fill_tensor(p, region, size, &mut tensor));
+    });
+    let post = per_call_ms(min / 3, || {
+        std::hint::black_box(decode(&output, d.spec.num_classes, &place, 0.25, 0.45));
+    });
+    println!(
+        "{label:<8} {infer:>14.2} {step:>16.2} {:>12.2} {:>9.1}%",
+        pre + post,
+        (step / infer - 1.0) * 100.0
+    );
 }

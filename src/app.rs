@@ -54,6 +54,7 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     pub cameras: crate::cameras::CameraManager,
     pub detector: Arc<crate::detect::service::DetectorService>,
+    pub describer: crate::describe::Describer,
     pub started: Instant,
 }
 
@@ -152,6 +153,7 @@ impl AppState {
             cfg,
             store,
             keys,
+            describer: crate::describe::Describer::new(deps.clock.clone()),
             clock: deps.clock,
             auth,
             bus: Bus::new(),
@@ -176,6 +178,23 @@ impl AppState {
 
     pub async fn update_settings(&self, u: SettingsUpdate) -> AppResult<Settings> {
         let now = self.clock.now_ms();
+        // API keys go sealed into their own rows, never into the settings document.
+        let sealed: Vec<(String, Option<String>)> = u
+            .ai_providers
+            .iter()
+            .flatten()
+            .filter_map(|(name, p)| {
+                let key = p.api_key.as_ref()?;
+                Some((
+                    provider_key_row(*name),
+                    key.as_ref().map(|k| {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD
+                            .encode(self.keys.seal(k.trim().as_bytes()))
+                    }),
+                ))
+            })
+            .collect();
         let out = self
             .store
             .write(move |c| {
@@ -194,6 +213,12 @@ impl AppState {
                     &serde_json::to_string(&next)?,
                     now,
                 )?;
+                for (row, value) in &sealed {
+                    match value {
+                        Some(v) => crate::store::settings::put(&tx, row, v, now)?,
+                        None => crate::store::settings::delete(&tx, row)?,
+                    }
+                }
                 tx.commit()?;
                 Ok(Ok(next))
             })
@@ -201,6 +226,21 @@ impl AppState {
         let s = out.map_err(AppError::invalid)?;
         self.detector.set_min_score(s.detection_min_score);
         Ok(s)
+    }
+
+    /// A cloud provider's API key, unsealed (for the request that needs it only).
+    pub async fn provider_key(&self, name: crate::settings::ProviderName) -> Option<String> {
+        let row = provider_key_row(name);
+        let sealed = self
+            .store
+            .read(move |c| crate::store::settings::get(c, &row))
+            .await
+            .ok()??;
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .ok()?;
+        String::from_utf8(self.keys.unseal(&bytes).ok()?).ok()
     }
 
     /// Replaces an event's snapshot with a better frame of the same object (and its confidence
@@ -335,6 +375,11 @@ impl AppState {
             .publish(Topic::Events, "event.created", &dto, self.clock.now_ms());
         Ok(dto)
     }
+}
+
+/// The settings row holding a provider's sealed API key.
+fn provider_key_row(name: crate::settings::ProviderName) -> String {
+    format!("ai_key.{}", name.as_str())
 }
 
 /// Serves the appliance on `listener` until `shutdown` completes, then stops gracefully: no new

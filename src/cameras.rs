@@ -828,6 +828,17 @@ async fn on_detections(
         let confidence = (score * 100.0).round().clamp(0.0, 100.0) as u8;
         let jpeg = encode(frame.clone()).await;
         let now_ms = state.clock.now_ms();
+        // The cloud description (if any) follows the event; decide before storing it so it is
+        // stored as pending.
+        let describe = jpeg.is_some() && state.describer.admit(state, &row.id).await.is_ok();
+        let seen: Vec<crate::ai::SeenObject> = strong
+            .iter()
+            .map(|o| crate::ai::SeenObject {
+                label: o.kind.to_string(),
+                score: o.det.score,
+                bbox: [o.det.x, o.det.y, o.det.width, o.det.height],
+            })
+            .collect();
         let ev = EventRow {
             id: crate::crypto::new_uuid(),
             camera_id: row.id.clone(),
@@ -838,11 +849,26 @@ async fn on_detections(
             bounding_boxes: serde_json::Value::Array(event_boxes),
             source_type: row.camera_type.as_str().into(),
             created_at: now_ms,
+            description_pending: describe,
             ..Default::default()
         };
-        match state.record_event(ev, jpeg).await {
+        match state.record_event(ev, jpeg.clone()).await {
             Ok(e) => {
                 svc.counters.object_events.fetch_add(1, Ordering::Relaxed);
+                if let (true, Some(jpeg)) = (describe, jpeg) {
+                    crate::describe::spawn(
+                        state.clone(),
+                        crate::describe::Job {
+                            event_id: e.id.clone(),
+                            camera_id: row.id.clone(),
+                            camera_name: row.name.clone(),
+                            prompt_override: row.prompt_override.clone(),
+                            jpeg,
+                            seen,
+                            ts_ms: now_ms,
+                        },
+                    );
+                }
                 tracing::info!(camera.id = %row.id, event.id = %e.id, detection = main, confidence, objects = new.len(), "object event");
                 for (id, _, s) in &new {
                     if let Some(t) = objects.tracker.get_mut(*id) {

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Invalid,
     TooManyRequests,
     NotImplemented,
+    /// An upstream service (a cloud AI provider) failed; the detail says how.
+    BadGateway,
     Unavailable,
     Internal,
 }
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -9,12 +9,16 @@
 //! - `bus`: fan-out of live messages to WebSocket clients.
 //! - `capture`: frame sources (RTSP, V4L2, H.264 files); `cameras`: the per-camera supervisor
 //!   and analysis threads; `video`: H.264 parsing and decoding, JPEG snapshots; `motion`: the
-//!   motion detector.
+//!   motion detector; `detect`: the on-device object detector (backends, inference pool,
+//!   tracker).
+//! - `ai`: cloud vision providers (wire formats, prompts, prices, breakers, fallback chain);
+//!   `describe`: which events get a cloud description, running it, usage and cost caps.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
 //! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod ai;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -25,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod describe;
 pub mod detect;
 pub mod error;
 pub mod fsutil;

@@ -2,10 +2,13 @@
 //! with defaults, stored as one JSON document in the `settings` table. Unknown keys are refused.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Cloud AI providers the appliance can call, by wire name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderName {
     Openai,
@@ -13,6 +16,65 @@ pub enum ProviderName {
     Gemini,
     Grok,
     OpenaiCompatible,
+}
+
+impl ProviderName {
+    pub const ALL: [ProviderName; 5] = [
+        ProviderName::Openai,
+        ProviderName::Anthropic,
+        ProviderName::Gemini,
+        ProviderName::Grok,
+        ProviderName::OpenaiCompatible,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderName::Openai => "openai",
+            ProviderName::Anthropic => "anthropic",
+            ProviderName::Gemini => "gemini",
+            ProviderName::Grok => "grok",
+            ProviderName::OpenaiCompatible => "openai_compatible",
+        }
+    }
+}
+
+/// A cloud provider's settings as stored and shown. The API key itself is sealed in its own
+/// row (never in this document, never returned): only whether one is set and its last 4
+/// characters are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct ProviderSettings {
+    /// An API key is stored.
+    pub configured: bool,
+    /// Its last 4 characters.
+    pub key_hint: Option<String>,
+    /// `null` = the provider's public endpoint (README lists them).
+    pub base_url: Option<String>,
+    /// `null` = the provider's default model.
+    pub model: Option<String>,
+}
+
+/// A partial update of one provider: `api_key` (`null` deletes it), `base_url`, `model`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderUpdate {
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub api_key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub base_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub model: Option<Option<String>>,
+}
+
+/// USD per million tokens, overriding the built-in price table for a model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
 }
 
 /// Object classes a camera can turn into events.
@@ -35,6 +97,14 @@ pub struct Settings {
     pub ai_daily_cost_cap_usd: Option<f64>,
     /// Monthly cloud AI spending cap in USD (`null` = none).
     pub ai_monthly_cost_cap_usd: Option<f64>,
+    /// Per-provider key state, endpoint and model.
+    pub ai_providers: BTreeMap<ProviderName, ProviderSettings>,
+    /// Price overrides by model name (USD per million tokens in and out).
+    pub ai_prices: BTreeMap<String, Price>,
+    /// Time allowed for one description across all providers and retries, in seconds.
+    pub ai_description_budget_seconds: u32,
+    /// Minimum time between two cloud calls for the same camera, in seconds.
+    pub ai_min_interval_seconds: u32,
     /// Classes that create events on new cameras (`person`, `vehicle`, `animal`, `motion`).
     pub default_object_filter: Vec<String>,
     /// Minimum detector score (0..1) for an object to count.
@@ -58,6 +128,10 @@ impl Default for Settings {
             ],
             ai_daily_cost_cap_usd: None,
             ai_monthly_cost_cap_usd: None,
+            ai_providers: BTreeMap::new(),
+            ai_prices: BTreeMap::new(),
+            ai_description_budget_seconds: 10,
+            ai_min_interval_seconds: 10,
             default_object_filter: vec!["person".into(), "vehicle".into()],
             detection_min_score: 0.5,
             default_motion_cooldown: 60,
@@ -81,6 +155,12 @@ pub struct SettingsUpdate {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<f64>)]
     pub ai_monthly_cost_cap_usd: Option<Option<f64>>,
+    /// Per provider, a partial update; only the providers named change.
+    pub ai_providers: Option<BTreeMap<ProviderName, ProviderUpdate>>,
+    /// Replaces the whole price override table.
+    pub ai_prices: Option<BTreeMap<String, Price>>,
+    pub ai_description_budget_seconds: Option<u32>,
+    pub ai_min_interval_seconds: Option<u32>,
     pub default_object_filter: Option<Vec<String>>,
     pub detection_min_score: Option<f32>,
     pub default_motion_cooldown: Option<u32>,
@@ -117,6 +197,45 @@ impl Settings {
         if let Some(v) = u.ai_monthly_cost_cap_usd {
             s.ai_monthly_cost_cap_usd = v;
         }
+        if let Some(map) = u.ai_providers {
+            for (name, p) in map {
+                let e = s.ai_providers.entry(name).or_default();
+                if let Some(k) = p.api_key {
+                    match k {
+                        Some(k) => {
+                            let k = k.trim().to_string();
+                            if k.len() < 8 || k.len() > 512 || k.chars().any(char::is_control) {
+                                return Err(format!(
+                                    "ai_providers.{}.api_key: 8 to 512 printable characters, or null",
+                                    name.as_str()
+                                ));
+                            }
+                            e.configured = true;
+                            e.key_hint = Some(k[k.len() - 4..].to_string());
+                        }
+                        None => {
+                            e.configured = false;
+                            e.key_hint = None;
+                        }
+                    }
+                }
+                if let Some(b) = p.base_url {
+                    e.base_url = b;
+                }
+                if let Some(m) = p.model {
+                    e.model = m;
+                }
+            }
+        }
+        if let Some(v) = u.ai_prices {
+            s.ai_prices = v;
+        }
+        if let Some(v) = u.ai_description_budget_seconds {
+            s.ai_description_budget_seconds = v;
+        }
+        if let Some(v) = u.ai_min_interval_seconds {
+            s.ai_min_interval_seconds = v;
+        }
         if let Some(v) = u.default_object_filter {
             s.default_object_filter = v;
         }
@@ -148,6 +267,41 @@ impl Settings {
             if matches!(cap, Some(c) if !(c.is_finite() && c >= 0.0)) {
                 return Err(format!("{name}: a non-negative amount in USD, or null"));
             }
+        }
+        for (name, p) in &self.ai_providers {
+            if let Some(b) = &p.base_url {
+                let ok = url::Url::parse(b)
+                    .ok()
+                    .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+                if !ok {
+                    return Err(format!(
+                        "ai_providers.{}.base_url: an http(s) URL such as https://api.openai.com/v1, or null",
+                        name.as_str()
+                    ));
+                }
+            }
+            if let Some(m) = &p.model {
+                if m.trim().is_empty() || m.len() > 200 {
+                    return Err(format!(
+                        "ai_providers.{}.model: a model name, or null",
+                        name.as_str()
+                    ));
+                }
+            }
+        }
+        for (model, p) in &self.ai_prices {
+            let ok = |v: f64| v.is_finite() && (0.0..=10_000.0).contains(&v);
+            if !ok(p.input_per_mtok) || !ok(p.output_per_mtok) {
+                return Err(format!(
+                    "ai_prices.{model}: input_per_mtok and output_per_mtok in USD (0 to 10000)"
+                ));
+            }
+        }
+        if !(1..=120).contains(&self.ai_description_budget_seconds) {
+            return Err("ai_description_budget_seconds: between 1 and 120".into());
+        }
+        if self.ai_min_interval_seconds > 3600 {
+            return Err("ai_min_interval_seconds: between 0 and 3600".into());
         }
         if self.default_object_filter.is_empty() {
             return Err("default_object_filter: name at least one class".into());

@@ -2,7 +2,7 @@
 //! snapshots, statistics, streamed CSV export, and event creation by integrations.
 
 use super::{check_uuid, parse_time_param, Ctx, Page, PageQuery};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorKind};
 use crate::http::body::{created, full, no_content, ok, query, read_json, Body, BoxError};
 use crate::store::events::{self as rows, EventFilter, EventRow};
 use bytes::Bytes;
@@ -390,17 +390,129 @@ pub struct ReanalyseRequest {
     request_body(content = Option<ReanalyseRequest>, description = "Optional; an empty body uses the defaults"),
     params(("id" = String, Path, description = "Event id")),
     responses((status = 200, body = EventDto), (status = 404, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody, description = "No provider configured, a cost cap reached, or no snapshot"),
         (status = 429, body = super::ErrorBody, description = "More than 3 re-analyses of this event in an hour"),
-        (status = 501, body = super::ErrorBody)),
+        (status = 502, body = super::ErrorBody, description = "No provider answered; the event keeps its error")),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
-pub async fn reanalyse(ctx: Ctx, _req: Request<Incoming>) -> AppResult<Response<Body>> {
+pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Event", &id)?;
-    ctx.state.store.read(move |c| rows::get(c, &id)).await?;
-    Err(AppError::not_implemented(
-        "Re-analysis arrives with cloud AI descriptions (issue 5); no provider is wired yet",
-    ))
+    let body = crate::http::body::read_bytes(req, ctx.body_limit()).await?;
+    let r: ReanalyseRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        ReanalyseRequest { prompt: None }
+    } else {
+        crate::http::body::parse_json(&body)?
+    };
+    if r.prompt.as_ref().is_some_and(|p| p.len() > 2000) {
+        return Err(AppError::invalid("prompt: at most 2000 characters"));
+    }
+    let state = &ctx.state;
+    let now = state.clock.now_ms();
+    let eid = id.clone();
+    let (ev, recent, camera) = state
+        .store
+        .read(move |c| {
+            let ev = rows::get(c, &eid)?;
+            let recent = crate::store::ai::reanalyses_since(c, &eid, now - 3_600_000)?;
+            let camera = crate::store::cameras::get(c, &ev.camera_id).ok();
+            Ok((ev, recent, camera))
+        })
+        .await?;
+    if recent >= REANALYSES_PER_HOUR {
+        return Err(AppError::new(
+            ErrorKind::TooManyRequests,
+            format!("This event was re-analysed {REANALYSES_PER_HOUR} times in the last hour; try again later"),
+        )
+        .with_header("Retry-After", "3600"));
+    }
+    let Some(rel) = ev.thumbnail_path.clone() else {
+        return Err(AppError::conflict("This event has no snapshot to analyse"));
+    };
+    let image = tokio::fs::read(state.cfg.data_dir.join(&rel))
+        .await
+        .map_err(|_| AppError::conflict("This event's snapshot file is missing"))?;
+    let settings = state.settings().await?;
+    if crate::describe::providers(state, &settings)
+        .await
+        .is_empty()
+    {
+        return Err(AppError::conflict(
+            crate::describe::RunError::NoProvider.to_string(),
+        ));
+    }
+    if let Some(why) = crate::describe::capped(state, &settings).await {
+        return Err(AppError::conflict(why));
+    }
+    let seen: Vec<crate::ai::SeenObject> = ev
+        .bounding_boxes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            let f = |k: &str| b[k].as_f64().map(|v| v as f32);
+            Some(crate::ai::SeenObject {
+                label: b["label"].as_str()?.to_string(),
+                score: f("score").unwrap_or(0.0),
+                bbox: [f("x")?, f("y")?, f("width")?, f("height")?],
+            })
+        })
+        .collect();
+    let prompt = r
+        .prompt
+        .or_else(|| camera.as_ref().and_then(|c| c.prompt_override.clone()));
+    let d = &state.describer;
+    let (system, user) = d.prompts(
+        camera.as_ref().map(|c| c.name.as_str()),
+        ev.ts,
+        &seen,
+        prompt.as_deref(),
+    );
+    let eid = id.clone();
+    state
+        .store
+        .write(move |c| crate::store::ai::add_reanalysis(c, &eid, now))
+        .await?;
+    let result = d
+        .run(
+            state,
+            image,
+            &system,
+            &user,
+            crate::describe::For {
+                purpose: "reanalyse",
+                event_id: Some(&id),
+                camera_id: Some(&ev.camera_id),
+            },
+        )
+        .await;
+    let result = match result {
+        Err(crate::describe::RunError::NoProvider) => {
+            return Err(AppError::conflict(
+                crate::describe::RunError::NoProvider.to_string(),
+            ))
+        }
+        r => r,
+    };
+    let failed = match &result {
+        Ok(o) if o.answer.is_none() => Some(
+            o.error
+                .clone()
+                .unwrap_or_else(|| "no provider answered".into()),
+        ),
+        _ => None,
+    };
+    let desc = crate::describe::describe_result(result, true);
+    let dto = crate::describe::write_description(state, &id, desc)
+        .await?
+        .ok_or_else(|| AppError::not_found("Event not found"))?;
+    if let Some(why) = failed {
+        return Err(AppError::new(ErrorKind::BadGateway, why));
+    }
+    ok(&dto)
 }
+
+/// Re-analyses allowed per event per hour.
+const REANALYSES_PER_HOUR: u32 = 3;
 
 /// Statistics query.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]

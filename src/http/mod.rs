@@ -5,6 +5,7 @@
 
 pub mod body;
 mod docs;
+pub mod multipart;
 mod ws;
 
 use crate::api::routes::{self, Access, Found, Op};

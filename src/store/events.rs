@@ -6,7 +6,7 @@
 
 use super::{is_fk_violation, json_col, StoreError, StoreResult};
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
 
 /// One `events` row.
@@ -152,6 +152,17 @@ pub fn update_detection(
             thumbnail_bytes
         ])?;
     Ok(n == 1)
+}
+
+/// The snapshot path of the newest event that has one.
+pub fn latest_thumbnail(conn: &Connection) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT thumbnail_path FROM events WHERE thumbnail_path IS NOT NULL \
+             ORDER BY ts DESC LIMIT 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?)
 }
 
 /// Deletes one event; returns its thumbnail path (to remove after commit).

@@ -7,6 +7,7 @@
 //! numbered migrations embedded in the binary (`migrations.rs`); a database written by a newer
 //! version is refused with a clear message rather than being damaged.
 
+pub mod ai;
 pub mod api_keys;
 pub mod cameras;
 pub mod events;

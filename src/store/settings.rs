@@ -19,3 +19,9 @@ pub fn put(conn: &Connection, key: &str, value: &str, now: i64) -> StoreResult<(
     .execute(rusqlite::params![key, value, now])?;
     Ok(())
 }
+
+pub fn delete(conn: &Connection, key: &str) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM settings WHERE key = ?1")?
+        .execute([key])?;
+    Ok(())
+}

@@ -1,15 +1,18 @@
 //! The integration tests: the real server on loopback, driven over HTTP and WebSocket.
 
+mod ai_providers;
 mod api_keys;
 mod auth;
 mod cameras;
 mod capture;
 mod cli;
+mod describe;
 mod detect;
 #[cfg(feature = "tract")]
 mod detect_tract;
 mod errors;
 mod events;
+mod fake_ai;
 mod pipeline;
 mod rtsp;
 mod support;

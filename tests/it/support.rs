@@ -53,7 +53,12 @@ impl TestApp {
         let app = TestApp {
             addr,
             base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: {
+                // reqwest is built without a default TLS crypto provider (ring is installed
+                // explicitly, see `argus::ai::http_client`).
+                let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
             clock,
             dir,
             stop: Some(tx),
