@@ -178,6 +178,9 @@ impl AppState {
 
     pub async fn update_settings(&self, u: SettingsUpdate) -> AppResult<Settings> {
         let now = self.clock.now_ms();
+        // A provider whose key, endpoint or model changes starts with a clean breaker.
+        let touched: Vec<crate::settings::ProviderName> =
+            u.ai_providers.iter().flatten().map(|(n, _)| *n).collect();
         // API keys go sealed into their own rows, never into the settings document.
         let sealed: Vec<(String, Option<String>)> = u
             .ai_providers
@@ -225,6 +228,9 @@ impl AppState {
             .await?;
         let s = out.map_err(AppError::invalid)?;
         self.detector.set_min_score(s.detection_min_score);
+        for p in touched {
+            self.describer.breakers.reset(p);
+        }
         Ok(s)
     }
 

@@ -252,7 +252,7 @@ pub fn ensure_demo_camera(cfg: &Config, clip: &std::path::Path) -> anyhow::Resul
         motion_cooldown: 10,
         detection_zones: vec![],
         detection_schedule: None,
-        object_filter: vec!["person".into(), "vehicle".into(), "motion".into()],
+        object_filter: vec!["person".into(), "vehicle".into()],
         prompt_override: None,
         protect_controller_id: None,
         protect_camera_id: None,
