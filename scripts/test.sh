@@ -8,4 +8,5 @@ scripts/deps.sh
 scripts/make-model.sh >/dev/null
 ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
 export ORT_DYLIB_PATH
-cargo test --locked "$@"
+# `tract` adds the pure-Rust detector backend (the armv7 one) so its tests run here too.
+cargo test --locked --features tract "$@"

@@ -36,6 +36,7 @@ pub mod fsutil;
 pub mod http;
 pub mod model;
 pub mod motion;
+pub mod protect;
 pub mod settings;
 pub mod store;
 pub mod tls;

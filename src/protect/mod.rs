@@ -1,0 +1,24 @@
+//! UniFi Protect consoles: the protocol layer. A console is reached over HTTPS (UniFi OS login,
+//! bootstrap, snapshots) and pushes changes over a binary WebSocket.
+//!
+//! - [`client`]: [`ProtectClient`] for one console: login with re-login on 401, bootstrap,
+//!   snapshots, the update socket as an [`UpdateStream`]; errors classified for the API.
+//! - [`packet`]: the update socket's binary framing (decoder and encoder).
+//! - [`events`]: which update messages are detections (smart detections, rings, motion).
+//! - [`bootstrap`]: the parts of the bootstrap the appliance uses.
+//!
+//! Nothing here touches the database, the bus or HTTP serving; reconnect policy, filters and
+//! event storage live with the caller.
+
+pub mod bootstrap;
+pub mod client;
+pub mod events;
+mod net;
+pub mod packet;
+
+pub use bootstrap::{Bootstrap, CameraInfo, NvrInfo};
+pub use client::{
+    host_with_port, ControllerConfig, ProtectClient, ProtectError, Timeouts, UpdateStream,
+};
+pub use events::{detection_from, DetectionKind, EventMapper, ProtectDetection};
+pub use packet::{Action, PacketError, Payload, UpdateMessage};
