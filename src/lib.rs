@@ -13,6 +13,7 @@
 //!   tracker).
 //! - `ai`: cloud vision providers (wire formats, prompts, prices, breakers, fallback chain);
 //!   `describe`: which events get a cloud description, running it, usage and cost caps.
+//! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping).
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
 //! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
 
