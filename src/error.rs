@@ -23,6 +23,8 @@ pub enum ErrorKind {
     NotImplemented,
     /// An upstream service (a cloud AI provider) failed; the detail says how.
     BadGateway,
+    /// An upstream service did not answer in time.
+    GatewayTimeout,
     Unavailable,
     Internal,
 }
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+            ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -4,7 +4,7 @@
 
 use super::{check_uuid, Ctx};
 use crate::error::{AppError, AppResult};
-use crate::http::body::{read_json, Body};
+use crate::http::body::{ok, read_json, Body};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -115,13 +115,62 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     Err(AppError::not_implemented(NOT_YET))
 }
 
-/// Try controller settings without saving them.
+/// Try controller settings without saving them: log in and read the bootstrap.
 #[utoipa::path(post, path = "/api/v1/protect/controllers/test", tag = "protect", request_body = ControllerTestRequest,
-    responses((status = 200, body = ControllerTestResponse), (status = 501, body = super::ErrorBody)),
+    responses((status = 200, body = ControllerTestResponse),
+        (status = 422, body = super::ErrorBody, description = "Bad credentials, a certificate that fails verification, or invalid input"),
+        (status = 502, body = super::ErrorBody, description = "The console cannot be reached or answered unexpectedly"),
+        (status = 504, body = super::ErrorBody, description = "The console did not answer in time")),
     security(("api_key" = ["write:cameras"]), ("bearer" = [])))]
 pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
-    let _: ControllerTestRequest = read_json(req, ctx.body_limit()).await?;
-    Err(AppError::not_implemented(NOT_YET))
+    use crate::error::ErrorKind;
+    use crate::protect::{ControllerConfig, ProtectClient, ProtectError};
+    let r: ControllerTestRequest = read_json(req, ctx.body_limit()).await?;
+    let host = r.host.trim();
+    if host.is_empty() || host.len() > 253 || host.contains(['/', ' ', '@']) {
+        return Err(AppError::invalid("host: a host name or IP address"));
+    }
+    if r.username.trim().is_empty() || r.password.is_empty() {
+        return Err(AppError::invalid("username and password: required"));
+    }
+    let cfg = ControllerConfig {
+        host: crate::protect::client::host_with_port(host, r.port.unwrap_or(443)),
+        username: r.username,
+        password: r.password,
+        verify_ssl: r.verify_ssl.unwrap_or(false),
+    };
+    let client = ProtectClient::new(cfg).map_err(|e| AppError::invalid(format!("host: {e}")))?;
+    match client.bootstrap().await {
+        Ok(b) => ok(&ControllerTestResponse {
+            success: true,
+            message: format!(
+                "Connected to {} ({} cameras)",
+                if b.nvr.name.is_empty() { "the console" } else { &b.nvr.name },
+                b.cameras.len()
+            ),
+            firmware_version: b.nvr.display_version().map(str::to_string),
+            camera_count: Some(b.cameras.len() as u32),
+        }),
+        Err(e) => Err(match e {
+            ProtectError::BadCredentials => AppError::invalid(
+                "The console refused the username or password (use a local account, not a Ubiquiti cloud login)",
+            ),
+            ProtectError::Tls(m) => AppError::invalid(format!(
+                "TLS failure: {m} (consoles use self-signed certificates: set verify_ssl to false, or install a trusted certificate)"
+            )),
+            ProtectError::Unreachable(m) => {
+                AppError::new(ErrorKind::BadGateway, format!("The console cannot be reached: {m}"))
+            }
+            ProtectError::Timeout => AppError::new(
+                ErrorKind::GatewayTimeout,
+                "The console did not answer in time",
+            ),
+            ProtectError::InvalidInput(m) => AppError::invalid(m),
+            ProtectError::Protocol(m) => {
+                AppError::new(ErrorKind::BadGateway, format!("Unexpected answer from the console: {m}"))
+            }
+        }),
+    }
 }
 
 /// Get a controller.

@@ -119,19 +119,6 @@ async fn nothing_listening_is_unreachable() {
 }
 
 #[tokio::test]
-async fn an_unresolvable_name_is_unreachable() {
-    let c = ProtectClient::new(argus::protect::ControllerConfig {
-        host: "no-such-console.invalid".into(),
-        username: "u".into(),
-        password: "p".into(),
-        verify_ssl: false,
-    })
-    .unwrap();
-    let err = c.login().await.unwrap_err();
-    assert!(matches!(err, ProtectError::Unreachable(_)), "{err:?}");
-}
-
-#[tokio::test]
 async fn verify_ssl_refuses_the_self_signed_certificate() {
     let fake = FakeProtect::start().await;
     let c = ProtectClient::new(fake.config(fake_protect::PASSWORD, true)).unwrap();
@@ -367,4 +354,67 @@ async fn a_dropped_socket_ends_the_stream_and_a_reconnect_resumes() {
         DetectionKind::Smart(vec!["vehicle".into()])
     );
     again.close().await;
+}
+
+/// `POST /protect/controllers/test` through the appliance's API against the fake console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_endpoint_connects_and_says_clearly_what_is_wrong() {
+    use crate::support::{assert_error, TestApp};
+    use serde_json::json;
+    let fake = crate::fake_protect::FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let port = fake.addr.port();
+    let body = |password: &str, verify: bool| {
+        json!({"host": "127.0.0.1", "port": port, "username": crate::fake_protect::USERNAME,
+               "password": password, "verify_ssl": verify})
+    };
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers/test",
+            &admin,
+            body(crate::fake_protect::PASSWORD, false),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{v}");
+    assert_eq!(v["success"], json!(true));
+    assert_eq!(v["camera_count"], json!(2));
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains(crate::fake_protect::NVR_NAME));
+    assert!(v["firmware_version"].is_string(), "{v}");
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers/test",
+            &admin,
+            body("wrong-password", false),
+        )
+        .await;
+    assert_error(s, &v, 422, "username or password");
+    assert!(!v.to_string().contains("wrong-password"));
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers/test",
+            &admin,
+            body(crate::fake_protect::PASSWORD, true),
+        )
+        .await;
+    assert_error(s, &v, 422, "verify_ssl");
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers/test",
+            &admin,
+            json!({"host": "127.0.0.1", "port": 1, "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_error(s, &v, 502, "cannot be reached");
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers/test",
+            &admin,
+            json!({"host": "", "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_error(s, &v, 422, "host");
 }
