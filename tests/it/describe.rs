@@ -23,6 +23,16 @@ fn person_jpeg_b64() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// `POST /ai/describe` with person.jpg.
+async fn describe_person(app: &TestApp, admin: &str) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/ai/describe",
+        admin,
+        json!({"image_base64": person_jpeg_b64()}),
+    )
+    .await
+}
+
 async fn configure(app: &TestApp, admin: &str, body: Value) {
     let (s, v) = app.put("/api/v1/system/settings", admin, body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -159,13 +169,7 @@ async fn describe_on_demand_json_or_multipart_and_clear_errors() {
     let app = TestApp::start().await;
     let admin = app.admin_token().await;
     // No provider yet: 409 saying what to do.
-    let (s, v) = app
-        .post(
-            "/api/v1/ai/describe",
-            &admin,
-            json!({"image_base64": person_jpeg_b64()}),
-        )
-        .await;
+    let (s, v) = describe_person(&app, &admin).await;
     assert_error(s, &v, 409, "ai_providers");
     configure(
         &app,
@@ -221,13 +225,7 @@ async fn describe_on_demand_json_or_multipart_and_clear_errors() {
     assert_eq!(fake.requests().len(), before);
     // A provider failing everything: 502 with what it said.
     fake.set(Box::new(|_| fake_ai::server_error(503)));
-    let (s, v) = app
-        .post(
-            "/api/v1/ai/describe",
-            &admin,
-            json!({"image_base64": person_jpeg_b64()}),
-        )
-        .await;
+    let (s, v) = describe_person(&app, &admin).await;
     assert_error(s, &v, 502, "gemini");
     let (_, caps) = app.get("/api/v1/ai/capabilities", &admin).await;
     assert_eq!(caps["gemini"]["configured"], json!(true));
@@ -255,26 +253,14 @@ async fn a_cost_cap_pauses_cloud_calls_alerts_once_and_events_still_arrive() {
         tokio_tungstenite::connect_async(format!("ws://{}/ws?token={admin}", app.addr))
             .await
             .unwrap();
-    let (s, v) = app
-        .post(
-            "/api/v1/ai/describe",
-            &admin,
-            json!({"image_base64": person_jpeg_b64()}),
-        )
-        .await;
+    let (s, v) = describe_person(&app, &admin).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["cost_usd"].as_f64().unwrap() > 0.5, "{v}");
     let n = next_matching(&mut ws, 5, |m| m["type"] == json!("notification.new")).await;
     assert_eq!(n["data"]["level"], json!(100), "{n}");
     assert_eq!(n["data"]["type"], json!("ai_cost"));
     // Paused: no further call, a clear 409.
-    let (s, v) = app
-        .post(
-            "/api/v1/ai/describe",
-            &admin,
-            json!({"image_base64": person_jpeg_b64()}),
-        )
-        .await;
+    let (s, v) = describe_person(&app, &admin).await;
     assert_error(s, &v, 409, "daily cost cap");
     assert_eq!(fake.requests().len(), 1);
     // Events are still recorded; re-describing one is refused while paused.
@@ -296,13 +282,7 @@ async fn a_cost_cap_pauses_cloud_calls_alerts_once_and_events_still_arrive() {
     assert_eq!(fake.requests().len(), 1);
     // Raising the cap resumes; the 100 % alert is not sent twice for the day.
     configure(&app, &admin, json!({"ai_daily_cost_cap_usd": 1000})).await;
-    let (s, _) = app
-        .post(
-            "/api/v1/ai/describe",
-            &admin,
-            json!({"image_base64": person_jpeg_b64()}),
-        )
-        .await;
+    let (s, _) = describe_person(&app, &admin).await;
     assert_eq!(s, StatusCode::OK);
 }
 

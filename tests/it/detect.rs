@@ -20,7 +20,7 @@ fn detector() -> Detector {
     .expect("the model loads")
 }
 
-fn image(name: &str) -> Frame420 {
+pub fn image(name: &str) -> Frame420 {
     let bytes = std::fs::read(format!(
         "{}/tests/data/images/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -30,7 +30,7 @@ fn image(name: &str) -> Frame420 {
 }
 
 /// Where the person stands in person.jpg (640x424): about x 185-280, y 95-375.
-fn person_box() -> Detection {
+pub fn person_box() -> Detection {
     Detection {
         class: 0,
         score: 1.0,
@@ -41,7 +41,7 @@ fn person_box() -> Detection {
     }
 }
 
-fn named<'a>(d: &'a Detector, dets: &'a [Detection]) -> Vec<(&'a str, f32)> {
+pub fn named<'a>(d: &'a Detector, dets: &'a [Detection]) -> Vec<(&'a str, f32)> {
     dets.iter()
         .map(|x| (d.labels[x.class].as_str(), x.score))
         .collect()

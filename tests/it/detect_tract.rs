@@ -6,13 +6,12 @@
 //! library (`scripts/fetch-onnxruntime.sh`, or `ORT_DYLIB_PATH`) and is left out on 32-bit ARM,
 //! which has none (there these tests run under qemu-arm).
 
+use crate::detect::{image, named, person_box};
 use crate::support::model_toml;
 #[cfg(not(target_arch = "arm"))]
 use crate::support::ort_lib;
-use argus::detect::postprocess::Detection;
 use argus::detect::preprocess::whole_frame;
 use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
-use argus::video::jpeg::Frame420;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,29 +32,6 @@ fn detector(backend: BackendKind, runtime: PathBuf) -> Detector {
 
 fn tract() -> Detector {
     detector(BackendKind::Tract, PathBuf::new())
-}
-
-fn image(name: &str) -> Frame420 {
-    let bytes = std::fs::read(root().join("tests/data/images").join(name)).unwrap();
-    Frame420::from_jpeg(&bytes).unwrap()
-}
-
-/// Where the person stands in person.jpg (640x424), as in `detect.rs`.
-fn person_box() -> Detection {
-    Detection {
-        class: 0,
-        score: 1.0,
-        x: 185.0 / 640.0,
-        y: 95.0 / 424.0,
-        width: 95.0 / 640.0,
-        height: 280.0 / 424.0,
-    }
-}
-
-fn named<'a>(d: &'a Detector, dets: &'a [Detection]) -> Vec<(&'a str, f32)> {
-    dets.iter()
-        .map(|x| (d.labels[x.class].as_str(), x.score))
-        .collect()
 }
 
 #[test]
