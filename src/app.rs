@@ -53,6 +53,7 @@ pub struct AppState {
     pub key_limits: KeyRateLimits,
     pub login_limiter: LoginLimiter,
     pub cameras: crate::cameras::CameraManager,
+    pub controllers: crate::controllers::ControllerManager,
     pub detector: Arc<crate::detect::service::DetectorService>,
     pub describer: crate::describe::Describer,
     pub started: Instant,
@@ -160,6 +161,7 @@ impl AppState {
             usage: UsageTracker::default(),
             key_limits: KeyRateLimits::default(),
             cameras: crate::cameras::CameraManager::new(deps.opener),
+            controllers: crate::controllers::ControllerManager::new(),
             detector,
             started: Instant::now(),
         }))
@@ -434,6 +436,7 @@ pub async fn run(
         Err(e) => tracing::warn!(error = ?e, "cannot read settings; detector minimum score 0.5"),
     }
     state.cameras.start_enabled(&state).await;
+    state.controllers.start_enabled(&state).await;
     let server = crate::http::serve(listener, state.clone(), tls, stop_rx.clone());
     tokio::pin!(server);
     tokio::select! {
@@ -448,6 +451,7 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     state.cameras.stop_all(&state).await;
+    state.controllers.stop_all().await;
     let _ = flusher.await;
     if let Err(e) = state.usage.flush(&state.store).await {
         tracing::warn!(error = %e, "could not write API key usage at shutdown");

@@ -836,7 +836,7 @@ async fn on_detections(
             .map(|o| crate::ai::SeenObject {
                 label: o.kind.to_string(),
                 score: o.det.score,
-                bbox: [o.det.x, o.det.y, o.det.width, o.det.height],
+                bbox: Some([o.det.x, o.det.y, o.det.width, o.det.height]),
             })
             .collect();
         let ev = EventRow {

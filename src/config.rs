@@ -27,6 +27,28 @@ pub struct FileConfig {
     pub auth: AuthSection,
     #[serde(default)]
     pub detector: DetectorSection,
+    #[serde(default)]
+    pub protect: ProtectSection,
+}
+
+/// `[protect]`: how the appliance follows UniFi Protect consoles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtectSection {
+    /// Seconds without any update message after which the update socket is considered dead
+    /// and reopened (a console sends camera statistics every few seconds).
+    pub idle_timeout_secs: u64,
+    /// Seconds a camera's bootstrap (its camera list) is reused before it is read again.
+    pub camera_cache_secs: u64,
+}
+
+impl Default for ProtectSection {
+    fn default() -> Self {
+        ProtectSection {
+            idle_timeout_secs: 120,
+            camera_cache_secs: 60,
+        }
+    }
 }
 
 /// What to do when the detector cannot be loaded at start-up.
@@ -155,6 +177,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthSection,
     pub detector: DetectorSection,
+    pub protect: ProtectSection,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +291,16 @@ impl Config {
         if detector.queue == 0 {
             return Err(ConfigError::Invalid("detector.queue: at least 1".into()));
         }
+        if !(1..=3600).contains(&file.protect.idle_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "protect.idle_timeout_secs: between 1 and 3600".into(),
+            ));
+        }
+        if file.protect.camera_cache_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "protect.camera_cache_secs: between 0 and 3600".into(),
+            ));
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -276,6 +309,7 @@ impl Config {
             tls,
             auth: file.auth,
             detector,
+            protect: file.protect,
         })
     }
 

@@ -13,7 +13,8 @@
 //!   tracker).
 //! - `ai`: cloud vision providers (wire formats, prompts, prices, breakers, fallback chain);
 //!   `describe`: which events get a cloud description, running it, usage and cost caps.
-//! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping).
+//! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping);
+//!   `controllers`: the per-controller supervisor that turns Protect detections into events.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
 //! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
 
@@ -29,6 +30,7 @@ pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod controllers;
 pub mod crypto;
 pub mod describe;
 pub mod detect;

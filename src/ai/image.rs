@@ -57,8 +57,14 @@ pub enum ImageError {
 /// Decodes a JPEG or PNG, scales it to at most [`MAX_LONG_SIDE`] on the long side (keeping the
 /// aspect ratio) and re-encodes it as a JPEG of quality [`JPEG_QUALITY`].
 pub fn prepare(bytes: &[u8]) -> Result<Prepared, ImageError> {
+    prepare_within(bytes, MAX_LONG_SIDE)
+}
+
+/// As [`prepare`], with the long side capped at `max_long` (used for snapshots taken from a
+/// camera at full resolution).
+pub fn prepare_within(bytes: &[u8], max_long: usize) -> Result<Prepared, ImageError> {
     let rgb = decode_rgb(bytes)?;
-    let (width, height) = fit(rgb.width, rgb.height, MAX_LONG_SIDE);
+    let (width, height) = fit(rgb.width, rgb.height, max_long);
     let pixels = if (width, height) == (rgb.width, rgb.height) {
         rgb.pixels
     } else {

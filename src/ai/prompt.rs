@@ -49,8 +49,9 @@ pub struct SeenObject {
     pub label: String,
     /// Detector score, 0..1.
     pub score: f32,
-    /// Box as fractions of the frame: x, y (top-left), width, height, each 0..1.
-    pub bbox: [f32; 4],
+    /// Box as fractions of the frame: x, y (top-left), width, height, each 0..1; `None` when
+    /// the reporter gives no box (a UniFi Protect smart detection).
+    pub bbox: Option<[f32; 4]>,
 }
 
 /// Builds the user prompt. `camera_name` is the owner's name for the camera (never its id),
@@ -72,22 +73,29 @@ pub fn user_prompt(
     if detections.is_empty() {
         p.push_str("The on-device detector reported motion but no recognised object.\n");
     } else {
-        p.push_str(
-            "The on-device detector reported (use these as hints; describe what you see):\n",
-        );
+        let who = if detections.iter().any(|d| d.bbox.is_some()) {
+            "The on-device detector"
+        } else {
+            "The camera's own detector (UniFi Protect)"
+        };
+        p.push_str(&format!(
+            "{who} reported (use these as hints; describe what you see):\n"
+        ));
         for d in detections.iter().take(20) {
             let pct = |v: f32| (v.clamp(0.0, 1.0) * 100.0).round() as u32;
-            let [x, y, w, h] = d.bbox;
-            p.push_str(&format!(
-                "- {} (score {}%), box from {}% to {}% of the width and {}% to {}% of the \
-                 height\n",
-                one_line(&d.label, 40),
-                pct(d.score),
-                pct(x),
-                pct(x + w),
-                pct(y),
-                pct(y + h),
-            ));
+            let label = one_line(&d.label, 40);
+            match d.bbox {
+                Some([x, y, w, h]) => p.push_str(&format!(
+                    "- {label} (score {}%), box from {}% to {}% of the width and {}% to {}% of \
+                     the height\n",
+                    pct(d.score),
+                    pct(x),
+                    pct(x + w),
+                    pct(y),
+                    pct(y + h),
+                )),
+                None => p.push_str(&format!("- {label} (score {}%)\n", pct(d.score))),
+            }
         }
     }
     let task = override_task
@@ -309,7 +317,7 @@ mod tests {
         SeenObject {
             label: label.into(),
             score,
-            bbox,
+            bbox: Some(bbox),
         }
     }
 

@@ -14,7 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 /// Live state of a camera's capture task.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CameraStatusDto {
-    /// `connecting`, `streaming`, `error` or `stopped`.
+    /// `connecting`, `streaming`, `error` or `stopped`. A Protect camera shows its
+    /// controller's connection: `connected`, `connecting`, `error` or `stopped`.
     pub status: String,
     pub last_frame_at: Option<String>,
     /// Frames per second analysed over the last few seconds.
@@ -372,7 +373,24 @@ fn check_password(p: &str) -> AppResult<()> {
 }
 
 async fn to_dto(ctx: &Ctx, row: CameraRow) -> CameraDto {
-    let status = ctx.state.camera_status(&row.id);
+    let status = match (&row.protect_controller_id, row.is_enabled) {
+        (Some(ctrl), true) => {
+            let link = ctx.state.controllers.status(ctrl);
+            CameraStatusDto {
+                status: match link.status {
+                    "disconnected" => "stopped",
+                    other => other,
+                }
+                .to_string(),
+                last_frame_at: None,
+                fps: None,
+                resolution: None,
+                error: link.error,
+            }
+        }
+        (Some(_), false) => CameraStatusDto::from(&crate::cameras::LiveStatus::default()),
+        (None, _) => ctx.state.camera_status(&row.id),
+    };
     CameraDto::from_row(row, status)
 }
 

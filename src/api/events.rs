@@ -443,7 +443,7 @@ pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<B
     if let Some(why) = crate::describe::capped(state, &settings).await {
         return Err(AppError::conflict(why));
     }
-    let seen: Vec<crate::ai::SeenObject> = ev
+    let mut seen: Vec<crate::ai::SeenObject> = ev
         .bounding_boxes
         .as_array()
         .into_iter()
@@ -453,10 +453,22 @@ pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<B
             Some(crate::ai::SeenObject {
                 label: b["label"].as_str()?.to_string(),
                 score: f("score").unwrap_or(0.0),
-                bbox: [f("x")?, f("y")?, f("width")?, f("height")?],
+                bbox: Some([f("x")?, f("y")?, f("width")?, f("height")?]),
             })
         })
         .collect();
+    if seen.is_empty() && ev.source_type == "protect" {
+        // Protect reports what it saw without boxes.
+        seen = ev
+            .objects_detected
+            .iter()
+            .map(|label| crate::ai::SeenObject {
+                label: label.clone(),
+                score: f32::from(ev.confidence) / 100.0,
+                bbox: None,
+            })
+            .collect();
+    }
     let prompt = r
         .prompt
         .or_else(|| camera.as_ref().and_then(|c| c.prompt_override.clone()));

@@ -51,6 +51,8 @@ impl Modify for Security {
         super::events::get, super::events::delete, super::events::thumbnail, super::events::reanalyse,
         super::protect::list, super::protect::create, super::protect::test, super::protect::get,
         super::protect::update, super::protect::delete, super::protect::cameras,
+        super::protect::test_saved, super::protect::enable, super::protect::disable,
+        super::protect::filters,
         super::ai::providers, super::ai::describe, super::ai::usage, super::ai::capabilities,
         super::ai::context_metrics, super::ai::refine_prompt,
         super::api_keys::list, super::api_keys::create, super::api_keys::get,

@@ -54,6 +54,10 @@ pub enum Op {
     UpdateController,
     DeleteController,
     ControllerCameras,
+    TestSavedController,
+    EnableProtectCamera,
+    DisableProtectCamera,
+    ProtectCameraFilters,
     AiProviders,
     AiDescribe,
     AiUsage,
@@ -119,6 +123,10 @@ routes! {
     PUT "/protect/controllers/{id}" Scope(WriteCameras) => UpdateController;
     DELETE "/protect/controllers/{id}" Scope(WriteCameras) => DeleteController;
     GET "/protect/controllers/{id}/cameras" Scope(ReadCameras) => ControllerCameras;
+    POST "/protect/controllers/{id}/test" Scope(WriteCameras) => TestSavedController;
+    POST "/protect/controllers/{id}/cameras/{protect_camera_id}/enable" Scope(WriteCameras) => EnableProtectCamera;
+    POST "/protect/controllers/{id}/cameras/{protect_camera_id}/disable" Scope(WriteCameras) => DisableProtectCamera;
+    PUT "/protect/controllers/{id}/cameras/{protect_camera_id}/filters" Scope(WriteCameras) => ProtectCameraFilters;
     GET "/ai/providers" Scope(Admin) => AiProviders;
     POST "/ai/describe" Scope(Admin) => AiDescribe;
     GET "/ai/usage" Scope(Admin) => AiUsage;

@@ -23,6 +23,8 @@ pub struct HealthDto {
     pub time: String,
     /// The on-device object detector and the pipeline's counters since start-up.
     pub detector: crate::detect::service::DetectorHealth,
+    /// UniFi Protect controllers being followed, and how many are connected.
+    pub protect: crate::controllers::ProtectHealth,
 }
 
 /// Health check (no authentication).
@@ -40,6 +42,7 @@ pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
         websocket_clients: ctx.state.bus.client_count(),
         time: crate::clock::format_rfc3339(ctx.state.clock.now_ms()),
         detector: ctx.state.detector.health(),
+        protect: ctx.state.controllers.health(),
     })
 }
 

@@ -42,6 +42,8 @@ pub struct ProtectDetection {
     pub kind: DetectionKind,
     /// The event's `start` (unix ms) when the message has it.
     pub start_ms: Option<i64>,
+    /// Protect's confidence (`score`, 0-100) when the message has it.
+    pub score: Option<u8>,
 }
 
 /// The event types this module reads.
@@ -71,6 +73,11 @@ fn smart_types(data: &Map<String, Value>) -> Vec<String> {
         }
     }
     out
+}
+
+fn score(data: &Map<String, Value>) -> Option<u8> {
+    let v = data.get("score")?.as_f64()?;
+    v.is_finite().then(|| v.clamp(0.0, 100.0).round() as u8)
 }
 
 fn start_ms(data: &Map<String, Value>) -> Option<i64> {
@@ -136,6 +143,7 @@ fn detection(ev: &WholeEvent<'_>, smart: Vec<String>) -> Option<ProtectDetection
         camera_id: ev.camera.to_string(),
         kind,
         start_ms: start_ms(ev.data),
+        score: score(ev.data),
     })
 }
 
@@ -222,6 +230,7 @@ impl EventMapper {
                 camera_id: seen.camera.clone(),
                 kind: DetectionKind::Smart(new),
                 start_ms: seen.start_ms,
+                score: score(data),
             });
         }
         let ev = whole_event(msg)?;
@@ -280,6 +289,7 @@ mod tests {
                 camera_id: "cam1".into(),
                 kind: smart(&["person"]),
                 start_ms: Some(1_700_000_000_123),
+                score: Some(80),
             }
         );
         let line = add(

@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod cameras;
 pub mod events;
 mod migrations;
+pub mod protect;
 pub mod settings;
 pub mod users;
 

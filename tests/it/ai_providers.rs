@@ -39,7 +39,7 @@ fn user() -> String {
         &[SeenObject {
             label: "person".into(),
             score: 0.91,
-            bbox: [0.29, 0.22, 0.15, 0.66],
+            bbox: Some([0.29, 0.22, 0.15, 0.66]),
         }],
         None,
     )

@@ -5,11 +5,9 @@
 
 use crate::fake_ai::{self, FakeAi};
 use crate::support::*;
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
 const ANSWER: &str = r#"{"description": "A person in a dark jacket walks left to right across a field past horses.", "objects": ["person", "horse"], "confidence": 88, "threat_level": "none"}"#;
 
@@ -36,27 +34,6 @@ async fn describe_person(app: &TestApp, admin: &str) -> (StatusCode, Value) {
 async fn configure(app: &TestApp, admin: &str, body: Value) {
     let (s, v) = app.put("/api/v1/system/settings", admin, body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-}
-
-/// Reads WebSocket messages until `pick` returns something, for at most `secs`.
-async fn next_matching<S>(ws: &mut S, secs: u64, pick: impl Fn(&Value) -> bool) -> Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no matching WebSocket message within {secs} s"
-        );
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(left, ws.next()).await {
-            let m: Value = serde_json::from_str(t.as_str()).unwrap();
-            if pick(&m) {
-                return m;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ mod events;
 mod fake_ai;
 mod fake_protect;
 mod pipeline;
+mod protect;
 mod protect_client;
 mod rtsp;
 mod support;

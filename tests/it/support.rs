@@ -98,6 +98,17 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and hands back its directory, to start another server on it.
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     /// A request with an optional credential (`argus_...` key or JWT).
     pub async fn call(
         &self,
@@ -298,4 +309,32 @@ pub fn with_detector(cfg: &mut Config) {
         threads: Some(2),
         ..Default::default()
     };
+}
+
+/// Reads WebSocket messages until `pick` returns something, for at most `secs`.
+pub async fn next_matching<S>(ws: &mut S, secs: u64, pick: impl Fn(&Value) -> bool) -> Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no matching WebSocket message within {secs} s"
+        );
+        if let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
+            tokio::time::timeout(left, futures_util::StreamExt::next(ws)).await
+        {
+            let m: Value = serde_json::from_str(t.as_str()).unwrap();
+            if pick(&m) {
+                return m;
+            }
+        }
+    }
 }

@@ -1,0 +1,761 @@
+//! UniFi Protect through the running appliance, against the fake console of `fake_protect`
+//! (HTTPS with a self-signed certificate, cookie + CSRF login, bootstrap, binary update socket):
+//! controllers through the API, camera discovery and enabling, smart detections and rings
+//! becoming events on `/ws`, filters, deduplication, reconnect with resume, re-login on 401,
+//! the idle watchdog, connecting at boot, and the cloud description of a Protect event.
+
+use crate::fake_ai::FakeAi;
+use crate::fake_protect::{self as fp, FakeProtect};
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(app: &TestApp, token: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", app.addr))
+        .await
+        .unwrap()
+        .0
+}
+
+fn controller_body(fake: &FakeProtect, password: &str) -> Value {
+    json!({
+        "name": "Home UNVR",
+        "host": "127.0.0.1",
+        "port": fake.addr.port(),
+        "username": fp::USERNAME,
+        "password": password,
+    })
+}
+
+async fn wait_controller(app: &TestApp, admin: &str, id: &str, want: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, v) = app
+            .get(&format!("/api/v1/protect/controllers/{id}"), admin)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["status"] == json!(want) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "controller never reached {want}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A controller added through the API, connected, with its update socket open.
+async fn connected(app: &TestApp, admin: &str, fake: &FakeProtect) -> String {
+    let (s, c) = app
+        .post(
+            "/api/v1/protect/controllers",
+            admin,
+            controller_body(fake, fp::PASSWORD),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_controller(app, admin, &id, "connected").await;
+    fake.wait_sockets(1).await;
+    id
+}
+
+async fn enable(app: &TestApp, admin: &str, ctrl: &str, pid: &str, types: Value) -> Value {
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/protect/controllers/{ctrl}/cameras/{pid}/enable"),
+            admin,
+            json!({"smart_detection_types": types}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+/// Sets a camera's cooldown (seconds between events).
+async fn cooldown(app: &TestApp, admin: &str, camera: &str, secs: u32) {
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/cameras/{camera}"),
+            admin,
+            json!({"motion_cooldown": secs}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+fn smart(fake: &FakeProtect, event: &str, camera: &str, types: &[&str], update: &str, zlib: bool) {
+    fake.push(
+        "add",
+        "event",
+        event,
+        update,
+        json!({"id": event, "type": "smartDetectZone", "camera": camera,
+               "start": 1_714_000_100_000i64, "end": null, "score": 87,
+               "smartDetectTypes": types, "modelKey": "event"}),
+        zlib,
+    );
+}
+
+fn ring(fake: &FakeProtect, event: &str, update: &str) {
+    fake.push(
+        "add",
+        "event",
+        event,
+        update,
+        json!({"id": event, "type": "ring", "camera": fp::FRONT_DOOR_ID,
+               "start": 1_714_000_200_000i64, "end": 1_714_000_200_000i64}),
+        false,
+    );
+}
+
+async fn events_of(app: &TestApp, admin: &str, camera: &str) -> Vec<Value> {
+    let (s, v) = app
+        .get(
+            &format!("/api/v1/events?camera_id={camera}&limit=100"),
+            admin,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_is_added_tested_and_its_person_detections_become_events() {
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+
+    // Test first: wrong password, then the right one.
+    let mut body = controller_body(&fake, "wrong-password");
+    body.as_object_mut().unwrap().remove("name");
+    let (s, v) = app
+        .post("/api/v1/protect/controllers/test", &admin, body.clone())
+        .await;
+    assert_error(s, &v, 422, "username or password");
+    body["password"] = json!(fp::PASSWORD);
+    let (s, v) = app
+        .post("/api/v1/protect/controllers/test", &admin, body)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["success"], json!(true));
+    assert_eq!(v["camera_count"], json!(2));
+    assert_eq!(v["firmware_version"], json!(fp::NVR_FIRMWARE));
+
+    let mut live = ws(&app, &admin).await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    let status = next_matching(&mut live, 10, |m| {
+        m["type"] == json!("protect.status") && m["data"]["status"] == json!("connected")
+    })
+    .await;
+    assert_eq!(status["data"]["controller_id"], json!(ctrl));
+    // The update socket was opened from the bootstrap's update id.
+    assert_eq!(
+        fake.socket_update_ids()[0].as_deref(),
+        Some(fp::BOOTSTRAP_UPDATE_ID)
+    );
+
+    // The controller JSON: state, never the password.
+    let (_, c) = app
+        .get(&format!("/api/v1/protect/controllers/{ctrl}"), &admin)
+        .await;
+    assert_eq!(c["is_connected"], json!(true));
+    let (_, h) = app.get("/api/v1/system/health", &admin).await;
+    assert_eq!(
+        h["protect"],
+        json!({"controllers": 1, "connected": 1}),
+        "{h}"
+    );
+    assert!(c["last_connected_at"].is_string(), "{c}");
+    assert!(c["last_error"].is_null(), "{c}");
+    let (_, all) = app.get("/api/v1/protect/controllers", &admin).await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    for text in [c.to_string(), all.to_string()] {
+        assert!(!text.contains(fp::PASSWORD), "{text}");
+        assert!(!text.contains("password"), "{text}");
+    }
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/protect/controllers/{ctrl}/test"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Discovery: the camera and the doorbell, none analysed yet.
+    let (s, cams) = app
+        .get(
+            &format!("/api/v1/protect/controllers/{ctrl}/cameras"),
+            &admin,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cams}");
+    let cams = cams.as_array().unwrap();
+    assert_eq!(cams.len(), 2);
+    let drive = cams
+        .iter()
+        .find(|c| c["protect_camera_id"] == json!(fp::DRIVEWAY_ID))
+        .unwrap();
+    assert_eq!(drive["name"], json!("Driveway"));
+    assert_eq!(drive["type"], json!("camera"));
+    assert_eq!(drive["is_online"], json!(true));
+    assert_eq!(drive["is_enabled_for_ai"], json!(false));
+    assert_eq!(
+        drive["smart_detection_capabilities"],
+        json!(["person", "vehicle"])
+    );
+    let door = cams
+        .iter()
+        .find(|c| c["protect_camera_id"] == json!(fp::FRONT_DOOR_ID))
+        .unwrap();
+    assert_eq!(door["type"], json!("doorbell"));
+
+    // Enable the driveway for people only.
+    let e = enable(&app, &admin, &ctrl, fp::DRIVEWAY_ID, json!(["person"])).await;
+    assert_eq!(e["is_enabled_for_ai"], json!(true));
+    let camera = e["camera_id"].as_str().unwrap().to_string();
+    let (_, cam) = app.get(&format!("/api/v1/cameras/{camera}"), &admin).await;
+    assert_eq!(cam["type"], json!("protect"));
+    assert_eq!(cam["source_type"], json!("protect"));
+    assert_eq!(cam["protect_controller_id"], json!(ctrl));
+    assert_eq!(cam["smart_detection_types"], json!(["person"]));
+    assert_eq!(cam["status"]["status"], json!("connected"), "{cam}");
+    cooldown(&app, &admin, &camera, 0).await;
+
+    // A vehicle on a person-only camera: nothing. Then a person (zlib-compressed): an event.
+    smart(
+        &fake,
+        "ev-vehicle-1",
+        fp::DRIVEWAY_ID,
+        &["vehicle"],
+        "u-1",
+        false,
+    );
+    smart(
+        &fake,
+        "ev-person-1",
+        fp::DRIVEWAY_ID,
+        &["person"],
+        "u-2",
+        true,
+    );
+    let created = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    let ev = &created["data"];
+    assert_eq!(ev["camera_id"], json!(camera));
+    assert_eq!(ev["camera_name"], json!("Driveway"));
+    assert_eq!(ev["source_type"], json!("protect"));
+    assert_eq!(ev["protect_event_id"], json!("ev-person-1"));
+    assert_eq!(ev["smart_detection_type"], json!("person"));
+    assert_eq!(ev["detection_type"], json!("person"));
+    assert_eq!(ev["objects_detected"], json!(["person"]));
+    assert_eq!(ev["confidence"], json!(87));
+    // The thumbnail is the console's snapshot (person.jpg, 640 px wide, re-encoded).
+    let id = ev["id"].as_str().unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/events/{id}/thumbnail")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let jpeg = r.bytes().await.unwrap();
+    let thumb = argus::ai::image::prepare(&jpeg).unwrap();
+    let original = std::fs::read(format!(
+        "{}/tests/data/images/person.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let original = argus::ai::image::prepare(&original).unwrap();
+    assert_eq!(
+        (thumb.width, thumb.height),
+        (original.width, original.height)
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|q| q.path == format!("/proxy/protect/api/cameras/{}/snapshot", fp::DRIVEWAY_ID)));
+    // No AI provider is configured: the event is not left pending.
+    assert_eq!(ev["description_pending"], json!(false));
+
+    // The same Protect event again (a replay): still one event. A later update of it adds
+    // nothing either.
+    smart(
+        &fake,
+        "ev-person-1",
+        fp::DRIVEWAY_ID,
+        &["person"],
+        "u-3",
+        false,
+    );
+    fake.push(
+        "update",
+        "event",
+        "ev-person-1",
+        "u-4",
+        json!({"end": 1_714_000_105_000i64, "smartDetectTypes": ["person", "vehicle"]}),
+        false,
+    );
+    smart(
+        &fake,
+        "ev-person-2",
+        fp::DRIVEWAY_ID,
+        &["person"],
+        "u-5",
+        false,
+    );
+    let second = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(second["data"]["protect_event_id"], json!("ev-person-2"));
+    let list = events_of(&app, &admin, &camera).await;
+    let ids: Vec<&str> = list
+        .iter()
+        .map(|e| e["protect_event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(list.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"ev-person-1") && ids.contains(&"ev-person-2"));
+
+    // Filters can be changed; unknown values and `ring` on a camera are refused.
+    let filters = format!(
+        "/api/v1/protect/controllers/{ctrl}/cameras/{}/filters",
+        fp::DRIVEWAY_ID
+    );
+    let (s, v) = app
+        .put(
+            &filters,
+            &admin,
+            json!({"smart_detection_types": ["person", "cat"]}),
+        )
+        .await;
+    assert_error(s, &v, 422, "cat");
+    let (s, v) = app
+        .put(&filters, &admin, json!({"smart_detection_types": ["ring"]}))
+        .await;
+    assert_error(s, &v, 422, "doorbells");
+    let (s, v) = app
+        .put(&filters, &admin, json!({"smart_detection_types": []}))
+        .await;
+    assert_error(s, &v, 422, "at least one");
+    let (s, v) = app
+        .put(
+            &filters,
+            &admin,
+            json!({"smart_detection_types": ["person", "vehicle"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["smart_detection_types"], json!(["person", "vehicle"]));
+    smart(
+        &fake,
+        "ev-vehicle-2",
+        fp::DRIVEWAY_ID,
+        &["vehicle"],
+        "u-6",
+        false,
+    );
+    let third = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(third["data"]["smart_detection_type"], json!("vehicle"));
+
+    // Disabled: detections are ignored, events are kept.
+    let (s, v) = app
+        .post(
+            &format!(
+                "/api/v1/protect/controllers/{ctrl}/cameras/{}/disable",
+                fp::DRIVEWAY_ID
+            ),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["is_enabled_for_ai"], json!(false));
+    smart(
+        &fake,
+        "ev-person-3",
+        fp::DRIVEWAY_ID,
+        &["person"],
+        "u-7",
+        false,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(events_of(&app, &admin, &camera).await.len(), 3);
+
+    // Deleting the controller deletes its cameras, their events and thumbnails.
+    let thumbs = app.data_dir().join("thumbnails");
+    let count = |d: &std::path::Path| walk(d).len();
+    assert_eq!(count(&thumbs), 3);
+    let (s, _) = app
+        .delete(&format!("/api/v1/protect/controllers/{ctrl}"), &admin)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.get(&format!("/api/v1/cameras/{camera}"), &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(count(&thumbs), 0);
+    let (s, _) = app
+        .get(&format!("/api/v1/protect/controllers/{ctrl}"), &admin)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_goes_out_at_once_and_reconnects_resume_and_relogin() {
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let mut live = ws(&app, &admin).await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    // The doorbell's default filter includes rings.
+    let (s, door) = app
+        .post(
+            &format!(
+                "/api/v1/protect/controllers/{ctrl}/cameras/{}/enable",
+                fp::FRONT_DOOR_ID
+            ),
+            &admin,
+            json!({"name": "Front door bell"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{door}");
+    assert_eq!(
+        door["smart_detection_types"],
+        json!(["person", "vehicle", "package", "ring"])
+    );
+    let camera = door["camera_id"].as_str().unwrap().to_string();
+
+    // A person and then, within the cooldown, a ring: the ring still goes out, first as
+    // `doorbell.ring`, then as its event.
+    smart(
+        &fake,
+        "ev-door-person",
+        fp::FRONT_DOOR_ID,
+        &["person"],
+        "u-10",
+        false,
+    );
+    let first = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(first["data"]["smart_detection_type"], json!("person"));
+    ring(&fake, "ev-ring-1", "u-11");
+    let rang = next_matching(&mut live, 10, |m| {
+        m["type"] == json!("doorbell.ring") || m["type"] == json!("event.created")
+    })
+    .await;
+    assert_eq!(rang["type"], json!("doorbell.ring"), "{rang}");
+    assert_eq!(rang["data"]["camera_id"], json!(camera));
+    assert_eq!(rang["data"]["camera_name"], json!("Front door bell"));
+    assert_eq!(rang["data"]["protect_event_id"], json!("ev-ring-1"));
+    let ev = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(ev["data"]["is_doorbell_ring"], json!(true));
+    assert_eq!(ev["data"]["smart_detection_type"], json!("ring"));
+    // Another person within the cooldown: no event.
+    smart(
+        &fake,
+        "ev-door-person-2",
+        fp::FRONT_DOOR_ID,
+        &["person"],
+        "u-12",
+        false,
+    );
+
+    // The console drops the socket: the appliance reconnects and resumes from the last
+    // update id it saw.
+    fake.drop_sockets();
+    fake.wait_sockets(2).await;
+    assert_eq!(fake.socket_update_ids()[1].as_deref(), Some("u-12"));
+    wait_controller(&app, &admin, &ctrl, "connected").await;
+    cooldown(&app, &admin, &camera, 0).await;
+    smart(
+        &fake,
+        "ev-after-drop",
+        fp::FRONT_DOOR_ID,
+        &["package"],
+        "u-13",
+        false,
+    );
+    let ev = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(ev["data"]["protect_event_id"], json!("ev-after-drop"));
+
+    // The session expires and the socket drops: the appliance logs in again and resumes.
+    let logins = fake.logins();
+    fake.expire_sessions();
+    fake.drop_sockets();
+    fake.wait_sockets(3).await;
+    assert!(fake.logins() > logins, "no new login");
+    assert_eq!(fake.socket_update_ids()[2].as_deref(), Some("u-13"));
+    smart(
+        &fake,
+        "ev-after-login",
+        fp::FRONT_DOOR_ID,
+        &["person"],
+        "u-14",
+        false,
+    );
+    let ev = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(ev["data"]["protect_event_id"], json!("ev-after-login"));
+
+    // Garbage on the socket is skipped, not fatal.
+    fake.push_raw(vec![1, 2, 3, 4, 5]);
+    fake.push(
+        "update",
+        "nvr",
+        "nvr-1",
+        "u-15",
+        json!({"uptime": 5}),
+        false,
+    );
+    smart(
+        &fake,
+        "ev-after-garbage",
+        fp::FRONT_DOOR_ID,
+        &["person"],
+        "u-16",
+        false,
+    );
+    let ev = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(ev["data"]["protect_event_id"], json!("ev-after-garbage"));
+    assert_eq!(fake.socket_update_ids().len(), 3);
+    assert_eq!(events_of(&app, &admin, &camera).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_socket_is_reopened_and_controllers_connect_at_boot() {
+    let fake = FakeProtect::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = argus::config::Config::for_data_dir(&dir.path().join("data"));
+    cfg.protect.idle_timeout_secs = 1;
+    let app = TestApp::start_in(dir, cfg).await;
+    let admin = app.admin_token().await;
+    let mut live = ws(&app, &admin).await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    // Nothing arrives for a second: the socket is reopened, from where it was.
+    fake.wait_sockets(2).await;
+    let ids = fake.socket_update_ids();
+    assert_eq!(ids[1], ids[0]);
+    let st = next_matching(&mut live, 10, |m| {
+        m["type"] == json!("protect.status")
+            && m["data"]["status"] == json!("connecting")
+            && m["data"]["error"].is_string()
+    })
+    .await;
+    assert!(
+        st["data"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no update for 1 s"),
+        "{st}"
+    );
+
+    // Disabled: the socket closes and stays closed.
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/protect/controllers/{ctrl}"),
+            &admin,
+            json!({"is_enabled": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], json!("disconnected"));
+    let opened = fake.socket_update_ids().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.socket_update_ids().len(), opened);
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/protect/controllers/{ctrl}"),
+            &admin,
+            json!({"is_enabled": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_controller(&app, &admin, &ctrl, "connected").await;
+
+    // Restart: the enabled controller connects at boot.
+    let before = fake.socket_update_ids().len();
+    let dir = app.stop_keep_dir().await;
+    let mut cfg2 = argus::config::Config::for_data_dir(&dir.path().join("data"));
+    cfg2.protect.idle_timeout_secs = 60;
+    let app = TestApp::start_in(dir, cfg2).await;
+    fake.wait_sockets(before + 1).await;
+    let admin = app.admin_token().await;
+    wait_controller(&app, &admin, &ctrl, "connected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_input_errors_and_unreachable_consoles() {
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let base = controller_body(&fake, fp::PASSWORD);
+    for (patch, needle) in [
+        (json!({"name": ""}), "name"),
+        (json!({"host": "https://x/y"}), "host"),
+        (json!({"port": 0}), "port"),
+        (json!({"port": 70000}), "port"),
+        (json!({"password": ""}), "password"),
+        (json!({"username": " "}), "username"),
+        (json!({"extra": 1}), "extra"),
+    ] {
+        let mut body = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (s, v) = app.post("/api/v1/protect/controllers", &admin, body).await;
+        assert_error(s, &v, 422, needle);
+    }
+    // A wrong password is stored (the owner may fix it later); the state says what is wrong.
+    let (s, c) = app
+        .post(
+            "/api/v1/protect/controllers",
+            &admin,
+            controller_body(&fake, "wrong"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    let v = wait_controller(&app, &admin, &id, "error").await;
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("username or password"),
+        "{v}"
+    );
+    // A duplicate name: 409.
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers",
+            &admin,
+            controller_body(&fake, fp::PASSWORD),
+        )
+        .await;
+    assert_error(s, &v, 409, "already exists");
+    // The cameras of a controller that cannot log in: the console's answer, as a 422.
+    let (s, v) = app
+        .get(&format!("/api/v1/protect/controllers/{id}/cameras"), &admin)
+        .await;
+    assert_error(s, &v, 422, "username or password");
+    // Fixing the password connects it.
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/protect/controllers/{id}"),
+            &admin,
+            json!({"password": fp::PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_controller(&app, &admin, &id, "connected").await;
+    // Unknown ids.
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/protect/controllers/{id}/cameras/nosuchcamera/enable"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_error(s, &v, 404, "no camera");
+    let (s, v) = app
+        .post(
+            &format!(
+                "/api/v1/protect/controllers/{id}/cameras/{}/disable",
+                fp::DRIVEWAY_ID
+            ),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_error(s, &v, 404, "not enabled");
+    let (s, v) = app
+        .get(
+            "/api/v1/protect/controllers/3f1c0a52-0000-4000-8000-000000000000",
+            &admin,
+        )
+        .await;
+    assert_error(s, &v, 404, "not found");
+    // An unreachable console: 502 on test.
+    let closed = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut body = controller_body(&fake, fp::PASSWORD);
+    body["port"] = json!(closed);
+    body.as_object_mut().unwrap().remove("name");
+    let (s, v) = app
+        .post("/api/v1/protect/controllers/test", &admin, body)
+        .await;
+    assert_error(s, &v, 502, "cannot be reached");
+    // A read-only key cannot add controllers.
+    let (_, key) = app.api_key(&admin, &["read:cameras"], None).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/protect/controllers",
+            &key,
+            controller_body(&fake, fp::PASSWORD),
+        )
+        .await;
+    assert_error(s, &v, 403, "write:cameras");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protect_event_is_described_by_the_cloud() {
+    let answer = r#"{"description": "A person stands on the driveway.", "objects": ["person"], "confidence": 90, "threat_level": "none"}"#;
+    let ai = FakeAi::answering(answer).await;
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let (s, v) = app
+        .put(
+            "/api/v1/system/settings",
+            &admin,
+            json!({"ai_provider_order": ["openai"],
+                   "ai_providers": {"openai": {"api_key": "sk-test-key-0001", "base_url": ai.base("openai")}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut live = ws(&app, &admin).await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    enable(&app, &admin, &ctrl, fp::DRIVEWAY_ID, json!(["person"])).await;
+    smart(
+        &fake,
+        "ev-described",
+        fp::DRIVEWAY_ID,
+        &["person"],
+        "u-20",
+        false,
+    );
+    let created = next_matching(&mut live, 10, |m| m["type"] == json!("event.created")).await;
+    assert_eq!(created["data"]["description_pending"], json!(true));
+    let id = created["data"]["id"].clone();
+    let updated = next_matching(&mut live, 15, |m| {
+        m["type"] == json!("event.updated") && m["data"]["id"] == id
+    })
+    .await;
+    assert_eq!(
+        updated["data"]["description"],
+        json!("A person stands on the driveway.")
+    );
+    // The provider got the camera's name and Protect's detection, without a box.
+    let reqs = ai.requests();
+    assert_eq!(reqs.len(), 1);
+    let body = reqs[0].body.to_string();
+    assert!(body.contains("Camera: Driveway"), "{body}");
+    assert!(body.contains("UniFi Protect"), "{body}");
+    assert!(body.contains("person (score 87%)"), "{body}");
+}
