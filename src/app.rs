@@ -437,6 +437,25 @@ pub async fn run(
     }
     state.cameras.start_enabled(&state).await;
     state.controllers.start_enabled(&state).await;
+    // systemd (Type=notify): ready now; the watchdog is fed while the database answers.
+    crate::sdnotify::notify("READY=1\nSTATUS=serving");
+    let watchdog = crate::sdnotify::watchdog_interval().map(|every| {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                if state.store.ping().await {
+                    crate::sdnotify::notify("WATCHDOG=1");
+                } else {
+                    tracing::error!("the database does not answer; not feeding the watchdog");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    });
     let server = crate::http::serve(listener, state.clone(), tls, stop_rx.clone());
     tokio::pin!(server);
     tokio::select! {
@@ -450,6 +469,10 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    crate::sdnotify::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     state.cameras.stop_all(&state).await;
     state.controllers.stop_all().await;
     let _ = flusher.await;

@@ -16,7 +16,8 @@
 //! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping);
 //!   `controllers`: the per-controller supervisor that turns Protect detections into events.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
-//! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
+//! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces;
+//!   `sdnotify`: systemd readiness and watchdog.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -40,6 +41,7 @@ pub mod http;
 pub mod model;
 pub mod motion;
 pub mod protect;
+pub mod sdnotify;
 pub mod settings;
 pub mod store;
 pub mod tls;

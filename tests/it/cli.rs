@@ -102,3 +102,52 @@ async fn reset_password_prints_a_working_one_time_password() {
     // Passwords never reach the logs.
     assert!(!err.contains(&pw));
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec`): the real binary says `READY=1` once it serves,
+/// feeds the watchdog at half the timeout, and says `STOPPING=1` on SIGTERM, then exits cleanly.
+#[test]
+fn the_service_speaks_sd_notify() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--listen", "127.0.0.1:0", "--motion-only", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("serve")
+        .env_remove("ARGUS_CONFIG")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let first = recv();
+    assert!(first.starts_with("READY=1"), "{first}");
+    // The data dir exists and the server answers by the time it says ready.
+    assert!(dir.path().join("data/argus.db").exists());
+    let started = std::time::Instant::now();
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert_eq!(recv(), "WATCHDOG=1");
+    // Two pings at a 200 ms interval (the first at once): well under the 400 ms timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // SIGTERM: STOPPING=1, then a clean exit.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut stopping = false;
+    for _ in 0..20 {
+        if recv() == "STOPPING=1" {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
