@@ -4,7 +4,7 @@ use crate::support::*;
 use reqwest::StatusCode;
 
 fn argus(app: &TestApp, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+    let out = argus_command()
         .args(args)
         .arg("--data-dir")
         .arg(app.data_dir())
@@ -113,7 +113,7 @@ fn the_service_speaks_sd_notify() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+    let mut child = argus_command()
         .args(["--listen", "127.0.0.1:0", "--motion-only", "--data-dir"])
         .arg(dir.path().join("data"))
         .arg("serve")

@@ -338,3 +338,18 @@ where
         }
     }
 }
+
+/// A command running the `argus` binary under test. When the tests run for another
+/// architecture (`scripts/test-arm.sh`), `ARGUS_TEST_EXEC_WRAPPER` names the emulator wrapper
+/// that runs it.
+pub fn argus_command() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_argus");
+    match std::env::var_os("ARGUS_TEST_EXEC_WRAPPER") {
+        Some(w) if !w.is_empty() => {
+            let mut c = std::process::Command::new(w);
+            c.arg(bin);
+            c
+        }
+        _ => std::process::Command::new(bin),
+    }
+}
