@@ -394,7 +394,8 @@ async fn a_retry_after_longer_than_the_budget_moves_on_at_once() {
     ];
     let t0 = Instant::now();
     let o = chain(&providers, &quick(), &breakers()).await;
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    // Nowhere near the 30 s asked for (a loose bound, so it holds under emulation too).
+    assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(
         outcomes(&o),
         [
@@ -530,7 +531,7 @@ async fn a_provider_slower_than_its_attempt_limit_is_skipped_for_the_next() {
     fake.set(Box::new(|r| {
         let reply = fake_ai::success(r.api, JSON_ANSWER, fake_ai::model_of(r));
         match r.api {
-            "openai" => reply.after(Duration::from_secs(3)),
+            "openai" => reply.after(Duration::from_secs(20)),
             _ => reply,
         }
     }));
@@ -544,7 +545,8 @@ async fn a_provider_slower_than_its_attempt_limit_is_skipped_for_the_next() {
     };
     let t0 = Instant::now();
     let o = chain(&providers, &policy, &breakers()).await;
-    assert!(t0.elapsed() < Duration::from_millis(2500));
+    // Nowhere near the 20 s OpenAI takes (a loose bound, so it holds under emulation too).
+    assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(
         outcomes(&o),
         [
@@ -552,7 +554,7 @@ async fn a_provider_slower_than_its_attempt_limit_is_skipped_for_the_next() {
             (ProviderName::Anthropic, "ok")
         ]
     );
-    assert!((250..2500).contains(&o.attempts[0].latency_ms));
+    assert!((250..10_000).contains(&o.attempts[0].latency_ms));
 }
 
 #[tokio::test]
