@@ -50,7 +50,7 @@ for t in "${targets[@]}"; do
   args=(--listen "127.0.0.1:$port" --data-dir "$root/var/lib/argus"
     --model "$root/usr/share/argus/models/yolov3-tiny-416.toml")
   [ "$arch" = arm64 ] && args+=(--onnxruntime "$root/usr/lib/argus/libonnxruntime.so")
-  ARGUS_CONFIG= scripts/qemu-run.sh "$root/usr/bin/argus" "${args[@]}" serve >"$root/argus.log" 2>&1 &
+  env -u ARGUS_CONFIG scripts/qemu-run.sh "$root/usr/bin/argus" "${args[@]}" serve >"$root/argus.log" 2>&1 &
   pid=$!
   health=""
   for _ in $(seq 1 240); do
