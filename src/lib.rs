@@ -14,6 +14,8 @@
 //! - `ai`: cloud vision providers (wire formats, prompts, prices, breakers, fallback chain);
 //!   `describe`: which events get a cloud description, running it, usage and cost caps.
 //! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping).
+//! - `retention`: the storage policy, the pruner, the free-disk floor, the file/row
+//!   consistency pass.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
 //! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces.
 
@@ -38,6 +40,7 @@ pub mod http;
 pub mod model;
 pub mod motion;
 pub mod protect;
+pub mod retention;
 pub mod settings;
 pub mod store;
 pub mod tls;

@@ -6,12 +6,19 @@
 //! fight over the lock and "database is locked" cannot reach a client. The schema is a list of
 //! numbered migrations embedded in the binary (`migrations.rs`); a database written by a newer
 //! version is refused with a clear message rather than being damaged.
+//!
+//! Durability: the writer runs with `synchronous = FULL`, so a commit returns only after the WAL
+//! is on disk and an acknowledged write survives a power cut. Event inserts from many cameras
+//! share commits ([`Store::insert_event`], a group commit): whichever insert gets the writer
+//! first commits every insert queued by then in one transaction, so one WAL fsync serves them
+//! all (README, "Storage and crash safety", has the measurements behind this choice).
 
 pub mod ai;
 pub mod api_keys;
 pub mod cameras;
 pub mod events;
 mod migrations;
+pub mod retention;
 pub mod settings;
 pub mod users;
 
@@ -91,10 +98,27 @@ pub(crate) fn is_fk_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// An event waiting for the next group commit, and where its outcome goes.
+type QueuedEvent = (
+    events::EventRow,
+    tokio::sync::oneshot::Sender<StoreResult<Option<String>>>,
+);
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    event_queue: Mutex<Vec<QueuedEvent>>,
+}
+
+/// How the writer connection syncs commits (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `FULL` (the default): every commit is on disk when it returns.
+    Full,
+    /// `NORMAL`: consistent after a power cut, but the last commits may be lost. For
+    /// benchmarks only.
+    Normal,
 }
 
 /// Handle to the appliance database. Cheap to clone.
@@ -107,13 +131,12 @@ const MAX_IDLE_READERS: usize = 8;
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
-    // WAL: readers never block the writer and a power cut loses at most the last transactions,
-    // never the database. synchronous=NORMAL in WAL mode keeps the database consistent across a
-    // power cut; issue-level durability of acknowledged writes is handled by the writer flushing
-    // (see README, "Crash safety").
+    // WAL: readers never block the writer. synchronous=FULL: a commit fsyncs the WAL before it
+    // returns, so what the appliance acknowledged survives a power cut (NORMAL would keep the
+    // database consistent but could lose the last commits). See the module comment.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
+         PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )?;
@@ -141,6 +164,39 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: Mutex::new(conn),
                 readers: Mutex::new(Vec::new()),
+                event_queue: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Opens an existing database read-only, without creating or migrating anything (for
+    /// `argus db check`). Every write fails.
+    pub fn open_read_only(path: &Path) -> StoreResult<Store> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.display().to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+                event_queue: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -217,6 +273,80 @@ impl Store {
     {
         let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
+    }
+
+    /// Inserts an event through the group commit and returns its camera's name. The event is
+    /// on disk when this returns `Ok`. A failing event (unknown camera, duplicate id) fails
+    /// alone; the others of its commit are kept.
+    pub async fn insert_event(&self, row: events::EventRow) -> StoreResult<Option<String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .event_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((row, tx));
+        let this = self.clone();
+        // Once this task has had the writer, the event queued above has been committed (by
+        // this task or by one that got the writer first).
+        tokio::task::spawn_blocking(move || this.commit_queued_events())
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        rx.await
+            .map_err(|_| StoreError::Task("the event writer went away".into()))?
+    }
+
+    /// Commits every queued event in one transaction (each in its own savepoint).
+    fn commit_queued_events(&self) {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = std::mem::take(
+            &mut *self
+                .inner
+                .event_queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if batch.is_empty() {
+            return;
+        }
+        let res = (|| -> StoreResult<Vec<StoreResult<Option<String>>>> {
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(batch.len());
+            for (row, _) in &batch {
+                let sp = tx.savepoint()?;
+                let r = events::insert(&sp, row)
+                    .map(|()| cameras::get(&sp, &row.camera_id).ok().map(|c| c.name));
+                if r.is_ok() {
+                    sp.commit()?;
+                } // else: dropping the savepoint rolls this event back.
+                out.push(r);
+            }
+            tx.commit()?;
+            Ok(out)
+        })();
+        match res {
+            Ok(results) => {
+                for ((_, tx), r) in batch.into_iter().zip(results) {
+                    let _ = tx.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "could not commit events");
+                let detail = e.to_string();
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(StoreError::Task(format!("commit failed: {detail}"))));
+                }
+            }
+        }
+    }
+
+    /// Sets the writer's durability (benchmarks compare the two).
+    pub fn set_durability(&self, d: Durability) -> StoreResult<()> {
+        let v = match d {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        self.write_blocking(|c| Ok(c.pragma_update(None, "synchronous", v)?))
     }
 
     /// Size in bytes of the database file plus its WAL.
