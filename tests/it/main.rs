@@ -17,6 +17,7 @@ mod fake_protect;
 mod pipeline;
 mod protect_client;
 mod rtsp;
+mod storage;
 mod support;
 mod system;
 mod video;

@@ -35,11 +35,23 @@ impl TestApp {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, cfg: Config) -> TestApp {
-        let clock = ManualClock::new(SystemClock.now_ms());
-        let deps = Deps {
+        Self::start_with_deps(dir, cfg, ManualClock::new(SystemClock.now_ms()), None).await
+    }
+
+    /// Starts with a given clock and, optionally, a filesystem probe (free-disk tests).
+    pub async fn start_with_deps(
+        dir: tempfile::TempDir,
+        cfg: Config,
+        clock: ManualClock,
+        fs_probe: Option<Arc<dyn argus::retention::FsProbe>>,
+    ) -> TestApp {
+        let mut deps = Deps {
             clock: Arc::new(clock.clone()),
             ..Default::default()
         };
+        if let Some(p) = fs_probe {
+            deps.fs_probe = p;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -96,6 +108,18 @@ impl TestApp {
         if let Some(t) = self.task.take() {
             t.await.unwrap();
         }
+    }
+
+    /// Stops the server and hands back its directory, data kept (for a restart).
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        dir
     }
 
     /// A request with an optional credential (`argus_...` key or JWT).
