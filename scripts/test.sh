@@ -10,3 +10,8 @@ ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
 export ORT_DYLIB_PATH
 # `tract` adds the pure-Rust detector backend (the armv7 one) so its tests run here too.
 cargo test --locked --features tract "$@"
+# Kill -9 the appliance under load, 20 rounds: nothing acknowledged may be lost, nothing orphaned.
+# It reuses the debug binary the tests just built.
+BIN="${CARGO_TARGET_DIR:-target}/debug/argus"
+if [[ -x "$BIN" ]]; then export ARGUS_BIN="$BIN"; fi
+scripts/crash-test.sh

@@ -376,7 +376,10 @@ impl AppState {
         }
         let res = self.store.insert_event(row.clone()).await;
         let cam = match res {
-            Ok(cam) => cam,
+            Ok(cam) => {
+                self.retention.wrote(row.thumbnail_bytes);
+                cam
+            }
             Err(e) => {
                 self.remove_files(row.thumbnail_path.iter().cloned().collect())
                     .await;

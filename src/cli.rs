@@ -73,7 +73,12 @@ pub enum DbCmd {
     /// SQLite's integrity and foreign-key checks plus the snapshot files against the rows
     /// (orphaned files, stale temp files, rows whose file is missing). Changes nothing; exits
     /// non-zero on any problem.
-    Check,
+    Check {
+        /// Ignore snapshot and temp files younger than this many seconds (a running appliance
+        /// writes a snapshot just before its row). 0 when the appliance is stopped or idle.
+        #[arg(long, default_value_t = crate::retention::GRACE.as_secs())]
+        grace: u64,
+    },
     /// An online copy of the database (SQLite backup API), safe while the appliance runs; the
     /// copy is verified with an integrity check before it takes the name FILE.
     Backup { file: PathBuf },
@@ -242,12 +247,14 @@ fn run_db(cfg: &Config, cmd: DbCmd) -> anyhow::Result<()> {
         bail!("no database at {}", db.display());
     }
     match cmd {
-        DbCmd::Check => {
+        DbCmd::Check { grace } => {
             let store = crate::store::Store::open_read_only(&db)?;
             let integrity = store.read_blocking(sql::integrity_check)?;
             let fks = store.read_blocking(sql::foreign_key_check)?;
             let events = store.read_blocking(sql::event_count)?;
-            let files = crate::retention::check_files(&store, &cfg.data_dir, false, now_ms())?;
+            let grace = std::time::Duration::from_secs(grace);
+            let files =
+                crate::retention::check_files(&store, &cfg.data_dir, false, grace, now_ms())?;
             println!("database: {}", db.display());
             println!("events: {events}");
             println!(

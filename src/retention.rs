@@ -27,8 +27,9 @@ pub const BATCH: u32 = 500;
 pub const INTERVAL: Duration = Duration::from_secs(3600);
 /// The default free-disk floor: 256 MiB, or 5 % of the filesystem if that is smaller.
 pub const DEFAULT_FLOOR_BYTES: u64 = 256 << 20;
-/// Files younger than this are never called orphans or stale temp files: their row may be on
-/// its way (a snapshot is written before its row).
+/// `argus db check` beside a running appliance: files younger than this are never called
+/// orphans or stale temp files, as their row may be on its way (a snapshot is written before
+/// its row). The start-up sweep runs before anything is written and uses no grace.
 pub const GRACE: Duration = Duration::from_secs(60);
 const DAY_MS: i64 = 86_400_000;
 
@@ -311,8 +312,7 @@ impl Retention {
     }
 
     /// Decides whether a snapshot of `bytes` may be written now: not when it would take free
-    /// space below the floor (the pruner is woken and the event is stored without it). Wakes
-    /// the pruner when the write crosses the size limit.
+    /// space below the floor (the pruner is woken and the event is stored without it).
     pub fn admit(&self, bytes: u64) -> bool {
         let Some(space) = self.probe.space(&self.data_dir) else {
             return true;
@@ -330,15 +330,29 @@ impl Retention {
             return false;
         }
         self.low_disk.store(false, Ordering::SeqCst);
-        let used = self.usage.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        if used > limits.max_storage_bytes {
-            self.wake(Trigger::Limit);
-        }
         true
+    }
+
+    /// Counts a stored snapshot against the size limit (after its row is committed) and wakes
+    /// the pruner when the usage crosses the limit. Each pruning run re-measures the usage; an
+    /// event counted twice around a run only causes a run that finds nothing to do, never a
+    /// missed one.
+    pub fn wrote(&self, bytes: u64) {
+        let used = self.usage.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        if let Some(space) = self.probe.space(&self.data_dir) {
+            if used > self.policy().limits(space.total).max_storage_bytes {
+                self.wake(Trigger::Limit);
+            }
+        }
     }
 
     pub fn last_run(&self) -> Option<Report> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// True while a pruning run (or a cleanup) is deleting.
+    pub fn is_running(&self) -> bool {
+        self.running.try_lock().is_err()
     }
 
     /// Number of finished runs since start-up.
@@ -583,12 +597,13 @@ async fn remove_files(data_dir: &Path, rel: Vec<String>) -> (u64, u64) {
 /// Compares `<data_dir>/thumbnails` with the rows, one day directory at a time (the layout is
 /// `thumbnails/YYYY-MM-DD/<event id>.jpg`, the day of the event's time), so memory stays at one
 /// day's paths. With `fix`, orphaned files and stale temp files are removed (and emptied
-/// directories); rows whose file is missing are only reported. Files younger than [`GRACE`] are
-/// left alone: their row may still be on its way.
+/// directories); rows whose file is missing are only reported. Files younger than `grace` are
+/// left alone (see [`GRACE`]).
 pub fn check_files(
     store: &Store,
     data_dir: &Path,
     fix: bool,
+    grace: Duration,
     now_ms: i64,
 ) -> StoreResult<Consistency> {
     let mut out = Consistency {
@@ -600,7 +615,7 @@ pub fn check_files(
     let old = |p: &Path| {
         std::fs::symlink_metadata(p)
             .and_then(|m| m.modified())
-            .map(|t| now.duration_since(t).unwrap_or_default() >= GRACE)
+            .map(|t| now.duration_since(t).unwrap_or_default() >= grace)
             .unwrap_or(true)
     };
     let mut dirs: Vec<(String, PathBuf)> = std::fs::read_dir(&root)
@@ -696,7 +711,8 @@ pub fn check_files(
 /// what it found (rows whose file is missing are reported, not changed).
 pub fn sweep_at_start(store: &Store, data_dir: &Path, now_ms: i64) -> StoreResult<Consistency> {
     let started = Instant::now();
-    let c = check_files(store, data_dir, true, now_ms)?;
+    // Nothing is being written yet: every unreferenced file is an orphan, whatever its age.
+    let c = check_files(store, data_dir, true, Duration::ZERO, now_ms)?;
     if c.problems() > 0 {
         tracing::warn!(
             orphans_removed = c.orphans.len(),

@@ -178,6 +178,8 @@ pub struct StorageDto {
     pub last_prune: Option<PruneRunDto>,
     /// Pruning runs finished since start-up.
     pub prune_runs: u64,
+    /// True while a pruning run is deleting.
+    pub pruning: bool,
     /// The start-up consistency pass.
     pub consistency: Option<ConsistencyDto>,
 }
@@ -233,6 +235,7 @@ pub async fn storage(ctx: Ctx) -> AppResult<Response<Body>> {
         },
         last_prune: ctx.state.retention.last_run().map(PruneRunDto::from),
         prune_runs: ctx.state.retention.runs(),
+        pruning: ctx.state.retention.is_running(),
         consistency: ctx.state.retention.consistency().map(|c| ConsistencyDto {
             checked_at: crate::clock::format_rfc3339(c.checked_at_ms),
             files_checked: c.files_checked,
