@@ -4,13 +4,15 @@
 //!     cargo bench --bench store
 //!
 //! Inserts: 8 tasks (8 cameras' worth of load) call `AppState::record_event` back to back, each
-//! event with a 4 KiB snapshot (written atomically: temp file, fsync, rename, directory fsync),
-//! for `BENCH_SECS` (default 5) per mode. The modes compare the writer's `synchronous` setting
+//! event with a snapshot of `SNAPSHOT_BYTES` (default 4096; written atomically: temp file,
+//! fsync, rename, directory fsync; 0 = rows only), for `BENCH_SECS` (default 5) per mode. The modes compare the writer's `synchronous` setting
 //! (FULL, as shipped, against NORMAL) and the group commit (as shipped) against one commit per
-//! event (the snapshot written the same way, the row through `Store::write`).
+//! event (the snapshot written the same way, the row through `Store::write`). `MODE=0..3` runs
+//! one of them.
 //!
 //! Pruning: a database of `PRUNE_EVENTS` (default 1,000,000) events on 8 cameras over 30 days
-//! is built in one transaction; then 20 batches of the oldest 500 (with their snapshot files)
+//! is built in one transaction; then 20 batches of the oldest `retention::BATCH` (with their
+//! snapshot files)
 //! are deleted the way the pruner does, timing each batch's write transaction (the time the
 //! writer is held) and the whole batch including the file removal. Data goes to `BENCH_DIR`
 //! (default: the system temp dir); run it on the filesystem you care about.
@@ -108,11 +110,15 @@ fn inserts(
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let stop = Arc::new(AtomicBool::new(false));
-    let jpeg: Vec<u8> = {
+    let snapshot: usize = std::env::var("SNAPSHOT_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4096);
+    let jpeg: Option<Vec<u8>> = (snapshot > 0).then(|| {
         let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0];
-        j.resize(4096, 7);
+        j.resize(snapshot.max(4), 7);
         j
-    };
+    });
     let started = Instant::now();
     let lat = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -125,7 +131,7 @@ fn inserts(
                     let row = event(cam, argus::clock::Clock::now_ms(&*state.clock));
                     match commit {
                         Commit::Group => {
-                            state.record_event(row, Some(jpeg.clone())).await.unwrap();
+                            state.record_event(row, jpeg.clone()).await.unwrap();
                         }
                         Commit::PerEvent => per_event(&state, row, jpeg.clone()).await,
                     }
@@ -152,19 +158,21 @@ fn inserts(
 }
 
 /// The write path without the group commit: the same snapshot write, one commit per row.
-async fn per_event(state: &Arc<AppState>, mut row: EventRow, jpeg: Vec<u8>) {
-    let rel = format!(
-        "thumbnails/{}/{}.jpg",
-        argus::clock::utc_day(row.ts),
-        row.id
-    );
-    let abs = state.cfg.data_dir.join(&rel);
-    row.thumbnail_bytes = jpeg.len() as u64;
-    tokio::task::spawn_blocking(move || argus::fsutil::write_atomic(&abs, &jpeg))
-        .await
-        .unwrap()
-        .unwrap();
-    row.thumbnail_path = Some(rel);
+async fn per_event(state: &Arc<AppState>, mut row: EventRow, jpeg: Option<Vec<u8>>) {
+    if let Some(jpeg) = jpeg {
+        let rel = format!(
+            "thumbnails/{}/{}.jpg",
+            argus::clock::utc_day(row.ts),
+            row.id
+        );
+        let abs = state.cfg.data_dir.join(&rel);
+        row.thumbnail_bytes = jpeg.len() as u64;
+        tokio::task::spawn_blocking(move || argus::fsutil::write_atomic(&abs, &jpeg))
+            .await
+            .unwrap()
+            .unwrap();
+        row.thumbnail_path = Some(rel);
+    }
     state
         .store
         .write(move |c| argus::store::events::insert(c, &row))
@@ -183,7 +191,8 @@ fn prune_at_scale() {
     let store = Store::open(&data.join("argus.db")).unwrap();
     let t0: i64 = 1_760_000_000_000;
     let span = 30 * 86_400_000i64;
-    let with_files = 20 * 500;
+    let batch = argus::retention::BATCH;
+    let with_files = 20 * batch as usize;
     let start = Instant::now();
     let mut files = Vec::new();
     store
@@ -229,11 +238,11 @@ fn prune_at_scale() {
                     &Select::Before {
                         before_ms: i64::MAX,
                     },
-                    500,
+                    batch,
                 )
             })
             .unwrap();
-        assert_eq!(b.events, 500);
+        assert_eq!(b.events, u64::from(batch));
         for f in &b.files {
             std::fs::remove_file(data.join(f)).unwrap();
         }
@@ -250,14 +259,14 @@ fn prune_at_scale() {
                     camera_id: camera_row(3).id,
                     before_ms: t0 + span / 2,
                 },
-                500,
+                batch,
             )
         })
         .unwrap();
     let age_ms = t.elapsed().as_secs_f64() * 1000.0;
-    assert_eq!(b.events, 500);
+    assert_eq!(b.events, u64::from(batch));
     let left = store.read_blocking(event_count).unwrap();
-    assert_eq!(left as usize, n - 21 * 500);
+    assert_eq!(left as usize, n - 21 * batch as usize);
     let stat = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         (v[v.len() / 2], v[v.len() - 1])
@@ -265,8 +274,8 @@ fn prune_at_scale() {
     let (h50, hmax) = stat(&mut held);
     let (w50, wmax) = stat(&mut whole);
     println!(
-        "prune: batch of 500 oldest at {n} events: write lock held median {h50:.1} ms, max {hmax:.1} ms; \
-         with file removal median {w50:.1} ms, max {wmax:.1} ms; one camera's 500 by age {age_ms:.1} ms"
+        "prune: batch of {batch} oldest at {n} events: write lock held median {h50:.1} ms, max {hmax:.1} ms; \
+         with file removal median {w50:.1} ms, max {wmax:.1} ms; one camera's {batch} by age {age_ms:.1} ms"
     );
 }
 
@@ -278,10 +287,13 @@ fn main() {
         .unwrap();
     if std::env::var("PRUNE_ONLY").is_err() {
         println!(
-            "{:<34} {:>10} {:>9} {:>9}",
-            "inserts, 8 cameras, 4 KiB snapshots", "events/s", "p50 ms", "p99 ms"
+            "{:<36} {:>10} {:>9} {:>9}",
+            "inserts, 8 cameras", "events/s", "p50 ms", "p99 ms"
         );
-        for (name, d, c) in [
+        // MODE=0..3 runs one mode (separate processes keep one mode's writeback out of the
+        // next one's figures; scripts can alternate the order).
+        let only: Option<usize> = std::env::var("MODE").ok().and_then(|m| m.parse().ok());
+        for (i, (name, d, c)) in [
             (
                 "synchronous=FULL, group commit",
                 Durability::Full,
@@ -302,9 +314,15 @@ fn main() {
                 Durability::Normal,
                 Commit::PerEvent,
             ),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if only.is_some_and(|m| m != i) {
+                continue;
+            }
             let (rate, p50, p99) = inserts(&rt, d, c);
-            println!("{name:<34} {rate:>10.0} {p50:>9.2} {p99:>9.2}");
+            println!("{name:<36} {rate:>10.0} {p50:>9.2} {p99:>9.2}");
         }
     }
     if std::env::var("INSERTS_ONLY").is_err() {

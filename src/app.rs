@@ -282,6 +282,10 @@ impl AppState {
         let Some(rel) = cur.thumbnail_path.clone() else {
             return Ok(());
         };
+        // Below the free-disk floor the first snapshot stays.
+        if !self.retention.admit(jpeg.len() as u64) {
+            return Ok(());
+        }
         let abs = self.cfg.data_dir.join(&rel);
         let size = jpeg.len() as u64;
         tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&abs, &jpeg))

@@ -117,7 +117,7 @@ pub struct PruneRunDto {
     pub thumbnails_deleted: u64,
     /// Bytes of snapshot files removed.
     pub bytes_freed: u64,
-    /// Delete transactions (at most 500 events each) and the longest one, in ms.
+    /// Delete transactions (at most 250 events each) and the longest one, in ms.
     pub batches: u64,
     pub max_batch_ms: f64,
     pub duration_ms: f64,
