@@ -149,6 +149,13 @@ fn inserts(
         all
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let (commits, grouped) = state.store.group_commit_stats();
+    if commits > 0 {
+        eprintln!(
+            "  ({grouped} events in {commits} group commits: {:.1} per commit)",
+            grouped as f64 / commits as f64
+        );
+    }
     let stored = state.store.read_blocking(event_count).unwrap();
     assert_eq!(stored as usize, lat.len());
     let mut lat = lat;

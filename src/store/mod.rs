@@ -9,9 +9,10 @@
 //!
 //! Durability: the writer runs with `synchronous = FULL`, so a commit returns only after the WAL
 //! is on disk and an acknowledged write survives a power cut. Event inserts from many cameras
-//! share commits ([`Store::insert_event`], a group commit): whichever insert gets the writer
-//! first commits every insert queued by then in one transaction, so one WAL fsync serves them
-//! all (README, "Storage and crash safety", has the measurements behind this choice).
+//! share commits ([`Store::insert_event`], a group commit): one flusher at a time commits every
+//! queued insert in one transaction, and the inserts that arrive while it waits for its fsync go
+//! together in the next, so one WAL fsync serves many events (README, "Storage and crash
+//! safety", has the measurements behind this choice).
 
 pub mod ai;
 pub mod api_keys;
@@ -104,11 +105,21 @@ type QueuedEvent = (
     tokio::sync::oneshot::Sender<StoreResult<Option<String>>>,
 );
 
+/// Events waiting for the group commit, and whether a flusher is on its way to them.
+#[derive(Default)]
+struct EventQueue {
+    items: Vec<QueuedEvent>,
+    flushing: bool,
+}
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    event_queue: Mutex<Vec<QueuedEvent>>,
+    event_queue: Mutex<EventQueue>,
+    /// Group commits made and events they carried (for the benchmark and tests).
+    group_commits: std::sync::atomic::AtomicU64,
+    grouped_events: std::sync::atomic::AtomicU64,
 }
 
 /// How the writer connection syncs commits (`PRAGMA synchronous`).
@@ -164,7 +175,9 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: Mutex::new(conn),
                 readers: Mutex::new(Vec::new()),
-                event_queue: Mutex::new(Vec::new()),
+                event_queue: Mutex::new(EventQueue::default()),
+                group_commits: Default::default(),
+                grouped_events: Default::default(),
             }),
         })
     }
@@ -196,7 +209,9 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: Mutex::new(conn),
                 readers: Mutex::new(Vec::new()),
-                event_queue: Mutex::new(Vec::new()),
+                event_queue: Mutex::new(EventQueue::default()),
+                group_commits: Default::default(),
+                grouped_events: Default::default(),
             }),
         })
     }
@@ -280,34 +295,58 @@ impl Store {
     /// alone; the others of its commit are kept.
     pub async fn insert_event(&self, row: events::EventRow) -> StoreResult<Option<String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner
-            .event_queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((row, tx));
-        let this = self.clone();
-        // Once this task has had the writer, the event queued above has been committed (by
-        // this task or by one that got the writer first).
-        tokio::task::spawn_blocking(move || this.commit_queued_events())
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let start_flusher = {
+            let mut q = self.queue();
+            q.items.push((row, tx));
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start_flusher {
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.flush_events());
+        }
         rx.await
             .map_err(|_| StoreError::Task("the event writer went away".into()))?
     }
 
-    /// Commits every queued event in one transaction (each in its own savepoint).
-    fn commit_queued_events(&self) {
-        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let batch = std::mem::take(
-            &mut *self
-                .inner
-                .event_queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        if batch.is_empty() {
-            return;
+    fn queue(&self) -> std::sync::MutexGuard<'_, EventQueue> {
+        self.inner
+            .event_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The one flusher: commits what is queued, then what was queued during that commit, and
+    /// so on until the queue is empty. While one commit waits for its fsync the next events
+    /// gather, so under load each commit carries many events.
+    fn flush_events(&self) {
+        // Should a commit panic (debug builds; release builds abort), the next insert starts a
+        // new flusher.
+        struct Done<'a>(&'a Store);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.queue().flushing = false;
+                }
+            }
         }
+        let _done = Done(self);
+        loop {
+            let batch = {
+                let mut q = self.queue();
+                if q.items.is_empty() {
+                    q.flushing = false;
+                    return;
+                }
+                std::mem::take(&mut q.items)
+            };
+            self.commit_events(batch);
+        }
+    }
+
+    /// Commits a batch of events in one transaction (each in its own savepoint) and sends each
+    /// its outcome.
+    fn commit_events(&self, batch: Vec<QueuedEvent>) {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         let res = (|| -> StoreResult<Vec<StoreResult<Option<String>>>> {
             let mut tx =
                 conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -326,6 +365,11 @@ impl Store {
         })();
         match res {
             Ok(results) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                self.inner.group_commits.fetch_add(1, Relaxed);
+                self.inner
+                    .grouped_events
+                    .fetch_add(batch.len() as u64, Relaxed);
                 for ((_, tx), r) in batch.into_iter().zip(results) {
                     let _ = tx.send(r);
                 }
@@ -338,6 +382,15 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Group commits made since opening, and the events they carried.
+    pub fn group_commit_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.inner.group_commits.load(Relaxed),
+            self.inner.grouped_events.load(Relaxed),
+        )
     }
 
     /// Sets the writer's durability (benchmarks compare the two).

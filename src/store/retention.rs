@@ -371,5 +371,39 @@ mod tests {
         }
         assert_eq!(store.read_blocking(event_count).unwrap(), ok);
         counters_match(&store);
+        let (commits, events) = store.group_commit_stats();
+        assert_eq!(events, 200);
+        assert!(commits <= events);
+    }
+
+    /// With 8 writers waiting on each other's fsyncs, commits carry several events each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_commits() {
+        let (_d, store, _) = seeded(0);
+        let mut tasks = Vec::new();
+        for w in 0..8i64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100 {
+                    let e = EventRow {
+                        id: format!("w{w}-{i}"),
+                        camera_id: "a".into(),
+                        ts: 1_700_000_000_000 + w * 1000 + i,
+                        detection_type: "person".into(),
+                        bounding_boxes: serde_json::json!([]),
+                        source_type: "api".into(),
+                        ..Default::default()
+                    };
+                    store.insert_event(e).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (commits, events) = store.group_commit_stats();
+        assert_eq!(events, 800);
+        eprintln!("800 events in {commits} commits");
+        assert!(commits < 400, "{commits} commits for 800 events");
     }
 }
