@@ -30,6 +30,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Opens camera streams; the real one speaks RTSP, V4L2 and reads H.264 files.
     pub opener: Arc<dyn crate::capture::Opener>,
+    /// Free and total space of the data filesystem (retention, the free-disk floor).
+    pub fs_probe: Arc<dyn crate::retention::FsProbe>,
 }
 
 impl Default for Deps {
@@ -37,6 +39,7 @@ impl Default for Deps {
         Deps {
             clock: Arc::new(SystemClock),
             opener: Arc::new(crate::capture::RealOpener),
+            fs_probe: Arc::new(crate::retention::Statvfs),
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct AppState {
     pub controllers: crate::controllers::ControllerManager,
     pub detector: Arc<crate::detect::service::DetectorService>,
     pub describer: crate::describe::Describer,
+    /// Retention policy, pruner state, free-disk floor, consistency report.
+    pub retention: crate::retention::Retention,
     pub started: Instant,
 }
 
@@ -141,6 +146,13 @@ impl AppState {
     pub fn start(cfg: Config, deps: Deps) -> Result<Arc<AppState>, StartError> {
         let (store, keys) = open_data_dir(&cfg)?;
         ensure_admin(&store, &cfg.data_dir, deps.clock.now_ms())?;
+        let retention =
+            crate::retention::Retention::new(deps.fs_probe.clone(), cfg.data_dir.clone());
+        retention.set_consistency(crate::retention::sweep_at_start(
+            &store,
+            &cfg.data_dir,
+            deps.clock.now_ms(),
+        )?);
         let detector = Arc::new(crate::detect::service::DetectorService::start(
             &cfg.detector,
         )?);
@@ -163,6 +175,7 @@ impl AppState {
             cameras: crate::cameras::CameraManager::new(deps.opener),
             controllers: crate::controllers::ControllerManager::new(),
             detector,
+            retention,
             started: Instant::now(),
         }))
     }
@@ -230,6 +243,7 @@ impl AppState {
             .await?;
         let s = out.map_err(AppError::invalid)?;
         self.detector.set_min_score(s.detection_min_score);
+        self.retention.set_settings(&s, true);
         for p in touched {
             self.describer.breakers.reset(p);
         }
@@ -270,6 +284,10 @@ impl AppState {
         let Some(rel) = cur.thumbnail_path.clone() else {
             return Ok(());
         };
+        // Below the free-disk floor the first snapshot stays.
+        if !self.retention.admit(jpeg.len() as u64) {
+            return Ok(());
+        }
         let abs = self.cfg.data_dir.join(&rel);
         let size = jpeg.len() as u64;
         tokio::task::spawn_blocking(move || crate::fsutil::write_atomic(&abs, &jpeg))
@@ -343,12 +361,14 @@ impl AppState {
     }
 
     /// Stores an event (and its snapshot, written atomically first) and announces it on `/ws`.
-    /// This is the one way events enter the appliance.
+    /// This is the one way events enter the appliance. Below the free-disk floor the event is
+    /// stored without its snapshot. When this returns `Ok` the event (and its file) is on disk.
     pub async fn record_event(
         &self,
         mut row: EventRow,
         jpeg: Option<Vec<u8>>,
     ) -> AppResult<crate::api::events::EventDto> {
+        let jpeg = jpeg.filter(|b| self.retention.admit(b.len() as u64));
         if let Some(bytes) = jpeg {
             let day = crate::clock::utc_day(row.ts);
             let rel = format!("thumbnails/{day}/{}.jpg", row.id);
@@ -360,18 +380,12 @@ impl AppState {
                 .map_err(AppError::internal)?;
             row.thumbnail_path = Some(rel);
         }
-        let saved = row.clone();
-        let res = self
-            .store
-            .write(move |c| {
-                crate::store::events::insert(c, &saved)?;
-                Ok(crate::store::cameras::get(c, &saved.camera_id)
-                    .ok()
-                    .map(|c| c.name))
-            })
-            .await;
+        let res = self.store.insert_event(row.clone()).await;
         let cam = match res {
-            Ok(cam) => cam,
+            Ok(cam) => {
+                self.retention.wrote(row.thumbnail_bytes);
+                cam
+            }
             Err(e) => {
                 self.remove_files(row.thumbnail_path.iter().cloned().collect())
                     .await;
@@ -407,6 +421,7 @@ pub async fn run(
         .map_err(|e| StartError::Tls(format!("start-up task failed: {e}")))??;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
+    let pruner = tokio::spawn(crate::retention::run_pruner(state.clone(), stop_rx.clone()));
     // Background: write API-key usage every 10 s.
     let flusher = {
         let state = state.clone();
@@ -476,6 +491,7 @@ pub async fn run(
     state.cameras.stop_all(&state).await;
     state.controllers.stop_all().await;
     let _ = flusher.await;
+    let _ = pruner.await;
     if let Err(e) = state.usage.flush(&state.store).await {
         tracing::warn!(error = %e, "could not write API key usage at shutdown");
     }

@@ -1,5 +1,5 @@
 //! The command line: `argus serve` (the default) and the admin commands that work on the same
-//! data dir while the server runs (`api-keys`, `users`). Admin commands print what a script needs
+//! data dir while the server runs (`api-keys`, `users`, `db check`, `db backup`). Admin commands print what a script needs
 //! alone on the last line of stdout; logs go to stderr.
 
 use crate::app::{self, Deps};
@@ -63,6 +63,25 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCmd),
+    /// Check or back up the database.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// SQLite's integrity and foreign-key checks plus the snapshot files against the rows
+    /// (orphaned files, stale temp files, rows whose file is missing). Changes nothing; exits
+    /// non-zero on any problem.
+    Check {
+        /// Ignore snapshot and temp files younger than this many seconds (a running appliance
+        /// writes a snapshot just before its row). 0 when the appliance is stopped or idle.
+        #[arg(long, default_value_t = crate::retention::GRACE.as_secs())]
+        grace: u64,
+    },
+    /// An online copy of the database (SQLite backup API), safe while the appliance runs; the
+    /// copy is verified with an integrity check before it takes the name FILE.
+    Backup { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,10 +133,13 @@ fn now_ms() -> i64 {
 
 /// Runs an admin command to completion.
 pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
+    if let Command::Db(db) = cmd {
+        return run_db(cfg, db);
+    }
     let (store, keys) = app::open_data_dir(cfg)?;
     app::ensure_admin(&store, &cfg.data_dir, now_ms())?;
     match cmd {
-        Command::Serve => unreachable!("serve is not an admin command"),
+        Command::Serve | Command::Db(_) => unreachable!("not handled here"),
         Command::ApiKeys(ApiKeysCmd::Create {
             name,
             scopes,
@@ -212,6 +234,98 @@ pub fn run_admin(cfg: &Config, cmd: Command) -> anyhow::Result<()> {
                 user.username
             );
             println!("{pw}");
+        }
+    }
+    Ok(())
+}
+
+/// `argus db check` and `argus db backup`: they never create a data dir or a database.
+fn run_db(cfg: &Config, cmd: DbCmd) -> anyhow::Result<()> {
+    use crate::store::retention as sql;
+    let db = cfg.db_path();
+    if !db.is_file() {
+        bail!("no database at {}", db.display());
+    }
+    match cmd {
+        DbCmd::Check { grace } => {
+            let store = crate::store::Store::open_read_only(&db)?;
+            let integrity = store.read_blocking(sql::integrity_check)?;
+            let fks = store.read_blocking(sql::foreign_key_check)?;
+            let events = store.read_blocking(sql::event_count)?;
+            let grace = std::time::Duration::from_secs(grace);
+            let files =
+                crate::retention::check_files(&store, &cfg.data_dir, false, grace, now_ms())?;
+            println!("database: {}", db.display());
+            println!("events: {events}");
+            println!(
+                "integrity_check: {}",
+                if integrity.is_empty() { "ok" } else { "FAILED" }
+            );
+            for l in integrity.iter().take(20) {
+                println!("  {l}");
+            }
+            println!("foreign_key_check: {} problems", fks.len());
+            for l in fks.iter().take(20) {
+                println!("  {l}");
+            }
+            println!(
+                "snapshots: {} files, {} rows with a snapshot",
+                files.files_checked, files.rows_checked
+            );
+            println!("orphaned files: {}", files.orphans.len());
+            for p in &files.orphans {
+                println!("  orphan: {p}");
+            }
+            println!("stale temp files: {}", files.temp_files.len());
+            for p in &files.temp_files {
+                println!("  temp: {p}");
+            }
+            println!("rows whose file is missing: {}", files.missing_count);
+            for p in &files.missing {
+                println!("  missing: {p}");
+            }
+            let problems = integrity.len() as u64 + fks.len() as u64 + files.problems();
+            if problems > 0 {
+                bail!("database check found {problems} problem(s)");
+            }
+            println!("ok");
+        }
+        DbCmd::Backup { file } => {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("FILE must name a file")?
+                .to_string();
+            let dir = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let tmp = dir.join(format!(".{name}.{}.tmp", crate::crypto::random_token(8)));
+            let res = (|| -> anyhow::Result<u64> {
+                sql::backup(&db, &tmp)?;
+                let copy = crate::store::Store::open_read_only(&tmp)?;
+                let bad = copy.read_blocking(sql::integrity_check)?;
+                if !bad.is_empty() {
+                    bail!("the copy failed its integrity check: {}", bad.join("; "));
+                }
+                let events = copy.read_blocking(sql::event_count)?;
+                drop(copy);
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &file)?;
+                std::fs::File::open(&dir)?.sync_all()?;
+                Ok(events)
+            })();
+            match res {
+                Ok(events) => {
+                    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                    println!("backed up {events} events ({bytes} bytes); integrity check ok");
+                    println!("{}", file.display());
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.context(format!("backup to {} failed", file.display())));
+                }
+            }
         }
     }
     Ok(())

@@ -15,6 +15,8 @@
 //!   `describe`: which events get a cloud description, running it, usage and cost caps.
 //! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping);
 //!   `controllers`: the per-controller supervisor that turns Protect detections into events.
+//! - `retention`: the storage policy, the pruner, the free-disk floor, the file/row
+//!   consistency pass.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
 //! - `crypto`, `tls`, `fsutil`, `clock`, `model`, `error`: the small shared pieces;
 //!   `sdnotify`: systemd readiness and watchdog.
@@ -41,6 +43,7 @@ pub mod http;
 pub mod model;
 pub mod motion;
 pub mod protect;
+pub mod retention;
 pub mod sdnotify;
 pub mod settings;
 pub mod store;

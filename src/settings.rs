@@ -77,6 +77,15 @@ pub struct Price {
     pub output_per_mtok: f64,
 }
 
+/// One camera's retention, overriding the global `retention_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraRetention {
+    /// Delete this camera's events older than this many days (0 = keep forever; the size limit
+    /// and the free-disk floor still apply).
+    pub retention_days: u32,
+}
+
 /// Object classes a camera can turn into events.
 pub const DETECTION_CLASSES: [&str; 4] = ["person", "vehicle", "animal", "motion"];
 
@@ -86,10 +95,14 @@ pub const DETECTION_CLASSES: [&str; 4] = ["person", "vehicle", "animal", "motion
 pub struct Settings {
     /// Delete events older than this many days (0 = keep forever).
     pub retention_days: u32,
-    /// Upper bound for events plus snapshots, in bytes. `null` = 80 % of the data filesystem.
+    /// Upper bound for the database plus snapshots, in bytes. `null` = 50 % of the data
+    /// filesystem's size (computed at each pruning run).
     pub max_storage_bytes: Option<u64>,
-    /// Stop writing snapshots below this much free space on the data filesystem, in bytes.
-    pub min_free_disk_bytes: u64,
+    /// Stop writing snapshots (and prune the oldest events) below this much free space on the
+    /// data filesystem, in bytes. `null` = 256 MiB, or 5 % of the filesystem if that is smaller.
+    pub min_free_disk_bytes: Option<u64>,
+    /// Per-camera retention overriding `retention_days`, by camera id.
+    pub camera_retention: BTreeMap<String, CameraRetention>,
     /// Order in which cloud providers are tried for descriptions; providers without a key are
     /// skipped.
     pub ai_provider_order: Vec<ProviderName>,
@@ -118,7 +131,8 @@ impl Default for Settings {
         Settings {
             retention_days: 30,
             max_storage_bytes: None,
-            min_free_disk_bytes: 256 << 20,
+            min_free_disk_bytes: None,
+            camera_retention: BTreeMap::new(),
             ai_provider_order: vec![
                 ProviderName::Openai,
                 ProviderName::Anthropic,
@@ -147,7 +161,11 @@ pub struct SettingsUpdate {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u64>)]
     pub max_storage_bytes: Option<Option<u64>>,
-    pub min_free_disk_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub min_free_disk_bytes: Option<Option<u64>>,
+    /// Replaces the whole per-camera retention table.
+    pub camera_retention: Option<BTreeMap<String, CameraRetention>>,
     pub ai_provider_order: Option<Vec<ProviderName>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<f64>)]
@@ -187,6 +205,9 @@ impl Settings {
         }
         if let Some(v) = u.min_free_disk_bytes {
             s.min_free_disk_bytes = v;
+        }
+        if let Some(v) = u.camera_retention {
+            s.camera_retention = v;
         }
         if let Some(v) = u.ai_provider_order {
             s.ai_provider_order = v;
@@ -255,6 +276,22 @@ impl Settings {
         }
         if matches!(self.max_storage_bytes, Some(b) if b < 16 << 20) {
             return Err("max_storage_bytes: at least 16 MiB (16777216), or null".into());
+        }
+        if matches!(self.min_free_disk_bytes, Some(b) if b > 1 << 50) {
+            return Err("min_free_disk_bytes: at most 1 PiB, or null".into());
+        }
+        if self.camera_retention.len() > 1000 {
+            return Err("camera_retention: at most 1000 cameras".into());
+        }
+        for (id, r) in &self.camera_retention {
+            if uuid::Uuid::try_parse(id).is_err() {
+                return Err(format!("camera_retention: {id:?} is not a camera id"));
+            }
+            if r.retention_days > 3650 {
+                return Err(format!(
+                    "camera_retention.{id}.retention_days: between 0 (keep forever) and 3650"
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         if !self.ai_provider_order.iter().all(|p| seen.insert(*p)) {
@@ -355,5 +392,39 @@ mod tests {
         let u: SettingsUpdate =
             serde_json::from_str(r#"{"ai_provider_order": ["openai", "openai"]}"#).unwrap();
         assert!(Settings::default().apply(u).is_err());
+    }
+
+    #[test]
+    fn retention_overrides_are_validated() {
+        let id = "6f1c2b7e-0000-4000-8000-000000000001";
+        let u: SettingsUpdate = serde_json::from_str(&format!(
+            r#"{{"camera_retention": {{"{id}": {{"retention_days": 7}}}}, "min_free_disk_bytes": 1000}}"#
+        ))
+        .unwrap();
+        let s = Settings::default().apply(u).unwrap();
+        assert_eq!(s.camera_retention[id].retention_days, 7);
+        assert_eq!(s.min_free_disk_bytes, Some(1000));
+        for (body, field) in [
+            (
+                r#"{"camera_retention": {"front": {"retention_days": 7}}}"#.to_string(),
+                "camera_retention",
+            ),
+            (
+                format!(r#"{{"camera_retention": {{"{id}": {{"retention_days": 4000}}}}}}"#),
+                "camera_retention.",
+            ),
+            (r#"{"retention_days": 3651}"#.to_string(), "retention_days"),
+        ] {
+            let u: SettingsUpdate = serde_json::from_str(&body).unwrap();
+            let err = Settings::default().apply(u).unwrap_err();
+            assert!(err.starts_with(field), "{err}");
+        }
+        assert!(serde_json::from_str::<SettingsUpdate>(&format!(
+            r#"{{"camera_retention": {{"{id}": {{"days": 7}}}}}}"#
+        ))
+        .is_err());
+        // An old document with a number for the floor still loads.
+        let s: Settings = serde_json::from_str(r#"{"min_free_disk_bytes": 5}"#).unwrap();
+        assert_eq!(s.min_free_disk_bytes, Some(5));
     }
 }

@@ -259,6 +259,54 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     no_content()
 }
 
+/// `DELETE /events/cleanup` query.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CleanupQuery {
+    /// Delete events before this instant: RFC 3339, or `YYYY-MM-DD` (midnight UTC, so that
+    /// day's events are kept).
+    pub before_date: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupResult {
+    pub deleted_count: u64,
+    pub thumbnails_deleted: u64,
+    /// Bytes of snapshot files removed.
+    pub bytes_freed: u64,
+}
+
+/// Delete every event before a date, with its snapshot (in batches; the answer comes when all
+/// are gone).
+#[utoipa::path(delete, path = "/api/v1/events/cleanup", tag = "events", params(CleanupQuery),
+    responses((status = 200, body = CleanupResult),
+        (status = 422, body = super::ErrorBody, description = "before_date missing or not a date")),
+    security(("api_key" = ["admin"]), ("bearer" = [])))]
+pub async fn cleanup(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
+    let q: CleanupQuery = query(req.uri().query())?;
+    let raw = q
+        .before_date
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| AppError::invalid("before_date: required (RFC 3339 or YYYY-MM-DD)"))?;
+    let before = parse_time_param("before_date", raw.trim(), false)?;
+    let state = &ctx.state;
+    let rep = state
+        .retention
+        .cleanup_before(&state.store, &*state.clock, before)
+        .await;
+    if let Some(e) = rep.error {
+        return Err(AppError::internal(format!(
+            "cleanup stopped after {} events: {e}",
+            rep.events_deleted
+        )));
+    }
+    ok(&CleanupResult {
+        deleted_count: rep.events_deleted,
+        thumbnails_deleted: rep.thumbnails_deleted,
+        bytes_freed: rep.bytes_freed,
+    })
+}
+
 /// The event snapshot (JPEG).
 #[utoipa::path(get, path = "/api/v1/events/{id}/thumbnail", tag = "events",
     params(("id" = String, Path, description = "Event id")),

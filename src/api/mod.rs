@@ -142,6 +142,7 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::CreateEvent => events::create(ctx, req).await,
         Op::EventStats => events::stats(ctx, req).await,
         Op::ExportEvents => events::export(ctx, req).await,
+        Op::CleanupEvents => events::cleanup(ctx, req).await,
         Op::GetEvent => events::get(ctx).await,
         Op::DeleteEvent => events::delete(ctx).await,
         Op::EventThumbnail => events::thumbnail(ctx).await,

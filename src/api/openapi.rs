@@ -48,6 +48,7 @@ impl Modify for Security {
         super::cameras::list, super::cameras::create, super::cameras::test, super::cameras::get,
         super::cameras::update, super::cameras::delete, super::cameras::start, super::cameras::stop,
         super::events::list, super::events::create, super::events::stats, super::events::export,
+        super::events::cleanup,
         super::events::get, super::events::delete, super::events::thumbnail, super::events::reanalyse,
         super::protect::list, super::protect::create, super::protect::test, super::protect::get,
         super::protect::update, super::protect::delete, super::protect::cameras,

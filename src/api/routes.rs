@@ -43,6 +43,7 @@ pub enum Op {
     CreateEvent,
     EventStats,
     ExportEvents,
+    CleanupEvents,
     GetEvent,
     DeleteEvent,
     EventThumbnail,
@@ -112,6 +113,7 @@ routes! {
     POST "/events" Scope(Admin) => CreateEvent;
     GET "/events/stats" Scope(ReadEvents) => EventStats;
     GET "/events/export" Scope(ReadEvents) => ExportEvents;
+    DELETE "/events/cleanup" Scope(Admin) => CleanupEvents;
     GET "/events/{id}" Scope(ReadEvents) => GetEvent;
     DELETE "/events/{id}" Scope(Admin) => DeleteEvent;
     GET "/events/{id}/thumbnail" Scope(ReadEvents) => EventThumbnail;
@@ -208,6 +210,11 @@ mod tests {
         assert_eq!(op(Method::GET, "/events"), Some(Op::ListEvents));
         assert_eq!(op(Method::GET, "/events/stats"), Some(Op::EventStats));
         assert_eq!(op(Method::GET, "/events/abc"), Some(Op::GetEvent));
+        assert_eq!(
+            op(Method::DELETE, "/events/cleanup"),
+            Some(Op::CleanupEvents)
+        );
+        assert_eq!(op(Method::DELETE, "/events/abc"), Some(Op::DeleteEvent));
         assert_eq!(op(Method::POST, "/cameras/test"), Some(Op::TestCamera));
         assert_eq!(op(Method::POST, "/cameras/x/start"), Some(Op::StartCamera));
         assert_eq!(op(Method::DELETE, "/api-keys/k"), Some(Op::RevokeApiKey));

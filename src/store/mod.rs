@@ -6,6 +6,13 @@
 //! fight over the lock and "database is locked" cannot reach a client. The schema is a list of
 //! numbered migrations embedded in the binary (`migrations.rs`); a database written by a newer
 //! version is refused with a clear message rather than being damaged.
+//!
+//! Durability: the writer runs with `synchronous = FULL`, so a commit returns only after the WAL
+//! is on disk and an acknowledged write survives a power cut. Event inserts from many cameras
+//! share commits ([`Store::insert_event`], a group commit): one flusher at a time commits every
+//! queued insert in one transaction, and the inserts that arrive while it waits for its fsync go
+//! together in the next, so one WAL fsync serves many events (README, "Storage and crash
+//! safety", has the measurements behind this choice).
 
 pub mod ai;
 pub mod api_keys;
@@ -13,6 +20,7 @@ pub mod cameras;
 pub mod events;
 mod migrations;
 pub mod protect;
+pub mod retention;
 pub mod settings;
 pub mod users;
 
@@ -92,10 +100,37 @@ pub(crate) fn is_fk_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// An event waiting for the next group commit, and where its outcome goes.
+type QueuedEvent = (
+    events::EventRow,
+    tokio::sync::oneshot::Sender<StoreResult<Option<String>>>,
+);
+
+/// Events waiting for the group commit, and whether a flusher is on its way to them.
+#[derive(Default)]
+struct EventQueue {
+    items: Vec<QueuedEvent>,
+    flushing: bool,
+}
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    event_queue: Mutex<EventQueue>,
+    /// Group commits made and events they carried (for the benchmark and tests).
+    group_commits: std::sync::atomic::AtomicU64,
+    grouped_events: std::sync::atomic::AtomicU64,
+}
+
+/// How the writer connection syncs commits (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `FULL` (the default): every commit is on disk when it returns.
+    Full,
+    /// `NORMAL`: consistent after a power cut, but the last commits may be lost. For
+    /// benchmarks only.
+    Normal,
 }
 
 /// Handle to the appliance database. Cheap to clone.
@@ -108,13 +143,12 @@ const MAX_IDLE_READERS: usize = 8;
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
-    // WAL: readers never block the writer and a power cut loses at most the last transactions,
-    // never the database. synchronous=NORMAL in WAL mode keeps the database consistent across a
-    // power cut; issue-level durability of acknowledged writes is handled by the writer flushing
-    // (see README, "Crash safety").
+    // WAL: readers never block the writer. synchronous=FULL: a commit fsyncs the WAL before it
+    // returns, so what the appliance acknowledged survives a power cut (NORMAL would keep the
+    // database consistent but could lose the last commits). See the module comment.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
+         PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )?;
@@ -142,6 +176,43 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: Mutex::new(conn),
                 readers: Mutex::new(Vec::new()),
+                event_queue: Mutex::new(EventQueue::default()),
+                group_commits: Default::default(),
+                grouped_events: Default::default(),
+            }),
+        })
+    }
+
+    /// Opens an existing database read-only, without creating or migrating anything (for
+    /// `argus db check`). Every write fails.
+    pub fn open_read_only(path: &Path) -> StoreResult<Store> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.display().to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+                event_queue: Mutex::new(EventQueue::default()),
+                group_commits: Default::default(),
+                grouped_events: Default::default(),
             }),
         })
     }
@@ -218,6 +289,118 @@ impl Store {
     {
         let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut conn)
+    }
+
+    /// Inserts an event through the group commit and returns its camera's name. The event is
+    /// on disk when this returns `Ok`. A failing event (unknown camera, duplicate id) fails
+    /// alone; the others of its commit are kept.
+    pub async fn insert_event(&self, row: events::EventRow) -> StoreResult<Option<String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start_flusher = {
+            let mut q = self.queue();
+            q.items.push((row, tx));
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start_flusher {
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.flush_events());
+        }
+        rx.await
+            .map_err(|_| StoreError::Task("the event writer went away".into()))?
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, EventQueue> {
+        self.inner
+            .event_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The one flusher: commits what is queued, then what was queued during that commit, and
+    /// so on until the queue is empty. While one commit waits for its fsync the next events
+    /// gather, so under load each commit carries many events.
+    fn flush_events(&self) {
+        // Should a commit panic (debug builds; release builds abort), the next insert starts a
+        // new flusher.
+        struct Done<'a>(&'a Store);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.queue().flushing = false;
+                }
+            }
+        }
+        let _done = Done(self);
+        loop {
+            let batch = {
+                let mut q = self.queue();
+                if q.items.is_empty() {
+                    q.flushing = false;
+                    return;
+                }
+                std::mem::take(&mut q.items)
+            };
+            self.commit_events(batch);
+        }
+    }
+
+    /// Commits a batch of events in one transaction (each in its own savepoint) and sends each
+    /// its outcome.
+    fn commit_events(&self, batch: Vec<QueuedEvent>) {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let res = (|| -> StoreResult<Vec<StoreResult<Option<String>>>> {
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(batch.len());
+            for (row, _) in &batch {
+                let sp = tx.savepoint()?;
+                let r = events::insert(&sp, row)
+                    .map(|()| cameras::get(&sp, &row.camera_id).ok().map(|c| c.name));
+                if r.is_ok() {
+                    sp.commit()?;
+                } // else: dropping the savepoint rolls this event back.
+                out.push(r);
+            }
+            tx.commit()?;
+            Ok(out)
+        })();
+        match res {
+            Ok(results) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                self.inner.group_commits.fetch_add(1, Relaxed);
+                self.inner
+                    .grouped_events
+                    .fetch_add(batch.len() as u64, Relaxed);
+                for ((_, tx), r) in batch.into_iter().zip(results) {
+                    let _ = tx.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "could not commit events");
+                let detail = e.to_string();
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(StoreError::Task(format!("commit failed: {detail}"))));
+                }
+            }
+        }
+    }
+
+    /// Group commits made since opening, and the events they carried.
+    pub fn group_commit_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.inner.group_commits.load(Relaxed),
+            self.inner.grouped_events.load(Relaxed),
+        )
+    }
+
+    /// Sets the writer's durability (benchmarks compare the two).
+    pub fn set_durability(&self, d: Durability) -> StoreResult<()> {
+        let v = match d {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        self.write_blocking(|c| Ok(c.pragma_update(None, "synchronous", v)?))
     }
 
     /// Size in bytes of the database file plus its WAL.

@@ -3,7 +3,7 @@
 use crate::support::*;
 use reqwest::StatusCode;
 
-fn argus(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+pub fn argus(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     let out = argus_command()
         .args(args)
         .arg("--data-dir")

@@ -18,6 +18,7 @@ mod pipeline;
 mod protect;
 mod protect_client;
 mod rtsp;
+mod storage;
 mod support;
 mod system;
 mod video;

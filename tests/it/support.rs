@@ -35,11 +35,23 @@ impl TestApp {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, cfg: Config) -> TestApp {
-        let clock = ManualClock::new(SystemClock.now_ms());
-        let deps = Deps {
+        Self::start_with_deps(dir, cfg, ManualClock::new(SystemClock.now_ms()), None).await
+    }
+
+    /// Starts with a given clock and, optionally, a filesystem probe (free-disk tests).
+    pub async fn start_with_deps(
+        dir: tempfile::TempDir,
+        cfg: Config,
+        clock: ManualClock,
+        fs_probe: Option<Arc<dyn argus::retention::FsProbe>>,
+    ) -> TestApp {
+        let mut deps = Deps {
             clock: Arc::new(clock.clone()),
             ..Default::default()
         };
+        if let Some(p) = fs_probe {
+            deps.fs_probe = p;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
