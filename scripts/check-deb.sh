@@ -46,6 +46,10 @@ for t in "${targets[@]}"; do
   # The packaged binary, model and runtime, run as a new user would (under qemu here).
   [ "$(od -An -tx1 -j18 -N2 "$root/usr/bin/argus" | tr -d ' \n')" = "$([ "$arch" = arm64 ] && echo b700 || echo 2800)" ] ||
     fail "usr/bin/argus is not a $arch binary"
+  readelf="$([ "$arch" = arm64 ] && echo aarch64-linux-gnu-readelf || echo arm-linux-gnueabihf-readelf)"
+  if "$readelf" -S "$root/usr/bin/argus" | grep -q '\.symtab'; then
+    fail "usr/bin/argus is not stripped"
+  fi
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   args=(--listen "127.0.0.1:$port" --data-dir "$root/var/lib/argus"
     --model "$root/usr/share/argus/models/yolov3-tiny-416.toml")
