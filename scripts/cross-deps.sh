@@ -5,7 +5,6 @@
 #   scripts/cross-deps.sh TARGET...      e.g. aarch64-unknown-linux-gnu
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
 pkgs=(qemu-user-static)
 for t in "$@"; do
   case "$t" in
@@ -14,15 +13,7 @@ for t in "$@"; do
     *) echo "cross-deps: unsupported target $t (aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf)" >&2; exit 2 ;;
   esac
 done
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh "${pkgs[@]}"
 installed="$(rustup target list --installed)"
 for t in "$@"; do
   grep -qx "$t" <<<"$installed" || rustup target add "$t"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the build and tests need, when missing. Idempotent; needs root
-# (or sudo) only when something is missing.
+# (or sudo) only when something is missing. Extra package names may be given as arguments.
 set -euo pipefail
 # gcc/g++: OpenH264 and SQLite are built from source; libclang-dev: bindgen for the V4L2
 # headers; GStreamer's RTSP server (through Debian's python3-gi): the loopback camera the RTSP
@@ -8,7 +8,7 @@ set -euo pipefail
 # unzip, systemd (systemd-analyze) and shellcheck: the Buildroot and systemd unit checks.
 pkgs=(gcc g++ pkg-config curl libclang-dev python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  unzip systemd shellcheck)
+  unzip systemd shellcheck "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -621,6 +621,24 @@ pub async fn enable(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     }
 }
 
+/// Stores a changed Protect camera row and answers with it (and what the console last said of it).
+async fn save_camera(
+    ctx: &Ctx,
+    ctrl: &str,
+    pid: &str,
+    mut row: CameraRow,
+) -> AppResult<Response<Body>> {
+    row.updated_at = ctx.state.clock.now_ms();
+    let saved = row.clone();
+    ctx.state
+        .store
+        .write(move |c| camera_rows::update(c, &saved))
+        .await?;
+    let cached = ctx.state.controllers.cached(ctrl);
+    let info = cached.as_ref().and_then(|b| b.camera(pid));
+    ok(&camera_dto(pid, info, Some(&row)))
+}
+
 /// Stop analysing a Protect camera (its appliance camera and events are kept).
 #[utoipa::path(post, path = "/api/v1/protect/controllers/{id}/cameras/{protect_camera_id}/disable", tag = "protect",
     params(("id" = String, Path, description = "Controller id"),
@@ -635,15 +653,7 @@ pub async fn disable(ctx: Ctx) -> AppResult<Response<Body>> {
         .await?
         .ok_or_else(|| AppError::not_found("This Protect camera is not enabled for analysis"))?;
     row.is_enabled = false;
-    row.updated_at = ctx.state.clock.now_ms();
-    let saved = row.clone();
-    ctx.state
-        .store
-        .write(move |c| camera_rows::update(c, &saved))
-        .await?;
-    let cached = ctx.state.controllers.cached(&ctrl.id);
-    let info = cached.as_ref().and_then(|b| b.camera(&pid));
-    ok(&camera_dto(&pid, info, Some(&row)))
+    save_camera(&ctx, &ctrl.id, &pid, row).await
 }
 
 /// Change which Protect detections of a camera become events.
@@ -663,13 +673,5 @@ pub async fn filters(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bod
         AppError::not_found("This Protect camera is not enabled for analysis; enable it first")
     })?;
     row.smart_detection_types = check_filter(&f.smart_detection_types, row.is_doorbell)?;
-    row.updated_at = ctx.state.clock.now_ms();
-    let saved = row.clone();
-    ctx.state
-        .store
-        .write(move |c| camera_rows::update(c, &saved))
-        .await?;
-    let cached = ctx.state.controllers.cached(&ctrl.id);
-    let info = cached.as_ref().and_then(|b| b.camera(&pid));
-    ok(&camera_dto(&pid, info, Some(&row)))
+    save_camera(&ctx, &ctrl.id, &pid, row).await
 }
