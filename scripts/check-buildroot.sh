@@ -36,7 +36,7 @@ section() { echo "buildroot check: $*"; }
 # ---------------------------------------------------------------------------------------------
 section "a) files"
 FILES=(
-  packaging/argus.service packaging/argus.toml packaging/S99argus packaging/README-fragment.md
+  packaging/argus.service packaging/argus.toml packaging/S99argus
   buildroot/external.desc buildroot/Config.in buildroot/external.mk buildroot/README.md
   buildroot/package/argus/Config.in buildroot/package/argus/argus.mk
   buildroot/package/onnxruntime-bin/Config.in buildroot/package/onnxruntime-bin/onnxruntime-bin.mk
