@@ -491,6 +491,9 @@ done
 # verify needs ExecStart's binary to exist: point it at $ARGUS_BIN, else /bin/true (the unit
 # name stays argus.service).
 exe=${ARGUS_BIN:-/bin/true}
+# systemd wants an absolute path; test.sh passes target/debug/argus.
+[[ "$exe" = /* ]] || exe="$(realpath "$exe")"
+[ -x "$exe" ] || die "ARGUS_BIN=$exe is not an executable"
 mkdir -p "$SCRATCH/unit"
 sed "s#^ExecStart=/usr/bin/argus #ExecStart=$exe #" "$UNIT" > "$SCRATCH/unit/argus.service"
 out=$(cd "$SCRATCH/unit" && systemd-analyze verify ./argus.service 2>&1) || true
