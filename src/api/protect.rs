@@ -147,17 +147,31 @@ fn to_dto(ctx: &Ctx, r: ControllerRow) -> ControllerDto {
     }
 }
 
+/// A console address: a host name, an IPv4 address or an IPv6 address (brackets optional).
+/// The port has its own field, so `host:port` is refused rather than stored and failing later.
 fn check_host(host: &str) -> AppResult<String> {
     let host = host.trim();
-    if host.is_empty()
-        || host.len() > 253
-        || host.contains(['/', ' ', '@', '?', '#'])
-        || host.chars().any(char::is_control)
-    {
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let shaped = !host.is_empty()
+        && host.len() <= 253
+        && !host.contains(['/', ' ', '@', '?', '#', '[', ']'])
+        && !host.chars().any(char::is_control);
+    if !shaped {
         return Err(AppError::invalid(
             "host: a host name or IP address (without scheme, port or path)",
         ));
     }
+    if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(AppError::invalid(format!(
+            "host: {host:?} is not a host name or IP address (give the port in `port`)"
+        )));
+    }
+    // The same parser the connection uses, so what is stored can be connected to.
+    crate::protect::Endpoint::parse(&crate::protect::host_with_port(host, 443))
+        .map_err(|_| AppError::invalid(format!("host: {host:?} is not a valid host name")))?;
     Ok(host.to_string())
 }
 

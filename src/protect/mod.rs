@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod events;
 mod net;
+pub(crate) use net::Endpoint;
 pub mod packet;
 
 pub use bootstrap::{Bootstrap, CameraInfo, NvrInfo};

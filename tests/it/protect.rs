@@ -607,6 +607,9 @@ async fn controller_input_errors_and_unreachable_consoles() {
     for (patch, needle) in [
         (json!({"name": ""}), "name"),
         (json!({"host": "https://x/y"}), "host"),
+        (json!({"host": "127.0.0.1:7443"}), "give the port in `port`"),
+        (json!({"host": "console:443"}), "give the port in `port`"),
+        (json!({"host": "bad<name>.lan"}), "not a valid host name"),
         (json!({"port": 0}), "port"),
         (json!({"port": 70000}), "port"),
         (json!({"password": ""}), "password"),
