@@ -13,7 +13,8 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-pub(super) fn upgrade(conn: &mut Connection, path: &Path) -> StoreResult<()> {
+/// The database's schema version, refused when a newer build wrote it.
+pub(super) fn known_version(conn: &Connection, path: &Path) -> StoreResult<i64> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
@@ -22,6 +23,11 @@ pub(super) fn upgrade(conn: &mut Connection, path: &Path) -> StoreResult<()> {
             supported: SCHEMA_VERSION,
         });
     }
+    Ok(found)
+}
+
+pub(super) fn upgrade(conn: &mut Connection, path: &Path) -> StoreResult<()> {
+    let found = known_version(conn, path)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

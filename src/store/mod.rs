@@ -171,16 +171,7 @@ impl Store {
         .map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         migrations::upgrade(&mut conn, path)?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                writer: Mutex::new(conn),
-                readers: Mutex::new(Vec::new()),
-                event_queue: Mutex::new(EventQueue::default()),
-                group_commits: Default::default(),
-                grouped_events: Default::default(),
-            }),
-        })
+        Ok(Store::with_writer(path, conn))
     }
 
     /// Opens an existing database read-only, without creating or migrating anything (for
@@ -197,15 +188,12 @@ impl Store {
         .map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(open_err)?;
-        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path: path.display().to_string(),
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        Ok(Store {
+        migrations::known_version(&conn, path)?;
+        Ok(Store::with_writer(path, conn))
+    }
+
+    fn with_writer(path: &Path, conn: Connection) -> Store {
+        Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(conn),
@@ -214,7 +202,7 @@ impl Store {
                 group_commits: Default::default(),
                 grouped_events: Default::default(),
             }),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
