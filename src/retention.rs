@@ -222,14 +222,31 @@ impl Consistency {
     }
 }
 
+/// The pruner's running count of the bytes held against the size limit, so a write can tell
+/// at once that it crossed the limit without measuring the database. Rows added between
+/// measurements are not counted (a few KiB of pages against a snapshot each); the next run,
+/// hourly at the latest, measures them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    /// Database pages in use + snapshot bytes, at the last measurement.
+    measured: u64,
+    /// Snapshot bytes committed since that measurement began.
+    since: u64,
+}
+
+impl Usage {
+    fn total(&self) -> u64 {
+        self.measured.saturating_add(self.since)
+    }
+}
+
 /// Retention state shared by the pruner, `record_event` and the handlers.
 pub struct Retention {
     probe: std::sync::Arc<dyn FsProbe>,
     data_dir: PathBuf,
     policy: Mutex<Policy>,
-    /// Bytes counted against the size limit: measured by each run, plus snapshots admitted
-    /// since.
-    usage: AtomicU64,
+    /// Bytes counted against the size limit (see [`Usage`]).
+    usage: Mutex<Usage>,
     low_disk: AtomicBool,
     wake: tokio::sync::Notify,
     wake_reason: Mutex<Trigger>,
@@ -254,7 +271,7 @@ impl Retention {
             probe,
             data_dir,
             policy: Mutex::new(Policy::from(&Settings::default())),
-            usage: AtomicU64::new(0),
+            usage: Mutex::new(Usage::default()),
             low_disk: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             wake_reason: Mutex::new(Trigger::Limit),
@@ -335,15 +352,47 @@ impl Retention {
     }
 
     /// Counts a stored snapshot against the size limit (after its row is committed) and wakes
-    /// the pruner when the usage crosses the limit. Each pruning run re-measures the usage; an
-    /// event counted twice around a run only causes a run that finds nothing to do, never a
-    /// missed one.
+    /// the pruner when the usage crosses the limit.
     pub fn wrote(&self, bytes: u64) {
-        let used = self.usage.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        let used = {
+            let mut u = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            u.since = u.since.saturating_add(bytes);
+            u.total()
+        };
+        self.wake_if_over(used);
+    }
+
+    fn wake_if_over(&self, used: u64) {
         if let Some(space) = self.probe.space(&self.data_dir) {
             if used > self.policy().limits(space.total).max_storage_bytes {
                 self.wake(Trigger::Limit);
             }
+        }
+    }
+
+    /// Re-measures the usage (after a run). The snapshots counted before the read are in the
+    /// measurement; those counted while it runs stay counted on top of it, so a write racing
+    /// with the read is at worst counted twice (a run that finds nothing to do), never lost
+    /// (a missed run). If such writes already cross the limit, the pruner is woken again.
+    async fn remeasure(&self, store: &Store) {
+        let mark = self.usage.lock().unwrap_or_else(|e| e.into_inner()).since;
+        let Ok(measured) = store.read(sql::usage).await else {
+            return;
+        };
+        self.measured(mark, measured.total());
+    }
+
+    /// Takes a measurement of `total` bytes that began when `mark` bytes had been counted since
+    /// the last one, and wakes the pruner if the snapshots counted meanwhile cross the limit.
+    fn measured(&self, mark: u64, total: u64) {
+        let used = {
+            let mut u = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            u.measured = total;
+            u.since = u.since.saturating_sub(mark);
+            (u.since > 0).then(|| u.total())
+        };
+        if let Some(used) = used {
+            self.wake_if_over(used);
         }
     }
 
@@ -387,9 +436,7 @@ impl Retention {
             tracing::warn!(error = %e, "pruning stopped early; the next run continues");
             rep.error = Some(e.to_string());
         }
-        if let Ok(u) = store.read(sql::usage).await {
-            self.usage.store(u.total(), Ordering::SeqCst);
-        }
+        self.remeasure(store).await;
         self.status();
         self.finish(rep, clock, started)
     }
@@ -551,9 +598,7 @@ impl Retention {
                 }
             }
         }
-        if let Ok(u) = store.read(sql::usage).await {
-            self.usage.store(u.total(), Ordering::SeqCst);
-        }
+        self.remeasure(store).await;
         self.status();
         self.finish(rep, clock, started)
     }
@@ -817,5 +862,41 @@ mod tests {
         );
         let real = Statvfs.space(d.path()).unwrap();
         assert!(real.total >= real.free && real.total > 0);
+    }
+    #[tokio::test]
+    async fn a_snapshot_counted_during_a_measurement_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Retention::new(
+            std::sync::Arc::new(SimulatedDisk::new(1 << 30)),
+            d.path().into(),
+        );
+        let settings = Settings {
+            max_storage_bytes: Some(1_000),
+            ..Settings::default()
+        };
+        r.set_settings(&settings, false);
+        let counted = |r: &Retention| r.usage.lock().unwrap().total();
+        let woken = |r: &Retention| {
+            let n = r.wake.notified();
+            futures_util::FutureExt::now_or_never(n).is_some()
+        };
+        r.wrote(300); // committed before the measurement reads
+        let mark = r.usage.lock().unwrap().since;
+        r.wrote(400); // committed after the read: not in `total`
+        assert!(!woken(&r), "700 of 1000 bytes");
+        r.measured(mark, 650);
+        assert_eq!(counted(&r), 1_050, "the racing write is still counted");
+        assert!(
+            woken(&r),
+            "and it crossed the limit, so the pruner runs again"
+        );
+        // A measurement with nothing counted meanwhile replaces the count and wakes no one,
+        // even over the limit (a run that could not get below it must not spin).
+        let mark = r.usage.lock().unwrap().since;
+        r.measured(mark, 1_200);
+        assert_eq!(counted(&r), 1_200);
+        assert!(!woken(&r));
+        r.wrote(1);
+        assert!(woken(&r));
     }
 }
