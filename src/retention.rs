@@ -863,6 +863,7 @@ mod tests {
         let real = Statvfs.space(d.path()).unwrap();
         assert!(real.total >= real.free && real.total > 0);
     }
+
     #[tokio::test]
     async fn a_snapshot_counted_during_a_measurement_is_kept() {
         let d = tempfile::tempdir().unwrap();
