@@ -497,7 +497,7 @@ async fn insufficient_quota_is_not_retried() {
 async fn the_budget_ends_the_chain_and_says_so() {
     let fake = FakeAi::answering(JSON_ANSWER).await;
     fake.set(Box::new(|r| {
-        fake_ai::success(r.api, JSON_ANSWER, fake_ai::model_of(r)).after(Duration::from_secs(3))
+        fake_ai::success(r.api, JSON_ANSWER, fake_ai::model_of(r)).after(Duration::from_secs(10))
     }));
     let providers = [
         provider(&fake, ProviderName::Openai, "sk-1"),
@@ -511,8 +511,9 @@ async fn the_budget_ends_the_chain_and_says_so() {
     let t0 = Instant::now();
     let o = chain(&providers, &policy, &b).await;
     let took = t0.elapsed();
+    // Ended by the 1 s budget, not by the 10 s answer (loose above, for loaded machines).
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "{took:?}"
     );
     assert!(o.answer.is_none());
@@ -540,13 +541,14 @@ async fn a_provider_slower_than_its_attempt_limit_is_skipped_for_the_next() {
         provider(&fake, ProviderName::Anthropic, "sk-2"),
     ];
     let policy = ChainPolicy {
-        attempt_timeout: Duration::from_millis(300),
+        // Long enough for a loopback answer on a loaded machine or under emulation.
+        attempt_timeout: Duration::from_secs(2),
         ..quick()
     };
     let t0 = Instant::now();
     let o = chain(&providers, &policy, &breakers()).await;
     // Nowhere near the 20 s OpenAI takes (a loose bound, so it holds under emulation too).
-    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert!(t0.elapsed() < Duration::from_secs(12));
     assert_eq!(
         outcomes(&o),
         [
@@ -554,7 +556,7 @@ async fn a_provider_slower_than_its_attempt_limit_is_skipped_for_the_next() {
             (ProviderName::Anthropic, "ok")
         ]
     );
-    assert!((250..10_000).contains(&o.attempts[0].latency_ms));
+    assert!((1_900..10_000).contains(&o.attempts[0].latency_ms));
 }
 
 #[tokio::test]
