@@ -55,6 +55,8 @@ pub struct AppState {
     pub usage: UsageTracker,
     pub key_limits: KeyRateLimits,
     pub login_limiter: LoginLimiter,
+    /// Argon2id hashing for request handlers, a few at once (`[auth] password_hashes_in_flight`).
+    pub passwords: crate::auth::password::Hasher,
     pub cameras: crate::cameras::CameraManager,
     pub controllers: crate::controllers::ControllerManager,
     pub detector: Arc<crate::detect::service::DetectorService>,
@@ -162,7 +164,11 @@ impl AppState {
             clock: deps.clock.clone(),
         };
         Ok(Arc::new(AppState {
-            login_limiter: LoginLimiter::new(cfg.auth.login_attempts_per_15min),
+            login_limiter: LoginLimiter::new(
+                cfg.auth.login_attempts_per_15min,
+                cfg.auth.login_attempts_per_minute,
+            ),
+            passwords: crate::auth::password::Hasher::from_config(&cfg.auth),
             cfg,
             store,
             keys,

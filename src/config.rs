@@ -153,6 +153,14 @@ pub struct AuthSection {
     pub session_hours: u32,
     /// Failed or not, login attempts allowed per client IP per 15 minutes.
     pub login_attempts_per_15min: u32,
+    /// Login attempts allowed per minute from all addresses together (the whole minute's worth
+    /// may come at once); 429 beyond.
+    pub login_attempts_per_minute: u32,
+    /// Password hashes (19 MiB of memory each) computed at once, for logins and password
+    /// changes. Default: the number of cores, at most 4.
+    pub password_hashes_in_flight: Option<usize>,
+    /// Seconds a login waits for a hashing slot before it gets 429.
+    pub password_hash_wait_secs: u64,
     /// Mark the `access_token` cookie `Secure`. Defaults to on when TLS is configured.
     pub cookie_secure: Option<bool>,
 }
@@ -162,6 +170,9 @@ impl Default for AuthSection {
         AuthSection {
             session_hours: 24,
             login_attempts_per_15min: 10,
+            login_attempts_per_minute: 60,
+            password_hashes_in_flight: None,
+            password_hash_wait_secs: 5,
             cookie_secure: None,
         }
     }
@@ -266,6 +277,25 @@ impl Config {
         if file.auth.login_attempts_per_15min == 0 {
             return Err(ConfigError::Invalid(
                 "auth.login_attempts_per_15min: at least 1".into(),
+            ));
+        }
+        if file.auth.login_attempts_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.login_attempts_per_minute: at least 1".into(),
+            ));
+        }
+        if file
+            .auth
+            .password_hashes_in_flight
+            .is_some_and(|n| n == 0 || n > 64)
+        {
+            return Err(ConfigError::Invalid(
+                "auth.password_hashes_in_flight: between 1 and 64 (each needs 19 MiB)".into(),
+            ));
+        }
+        if !(1..=60).contains(&file.auth.password_hash_wait_secs) {
+            return Err(ConfigError::Invalid(
+                "auth.password_hash_wait_secs: between 1 and 60".into(),
             ));
         }
         let mut detector = file.detector;

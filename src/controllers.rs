@@ -664,19 +664,15 @@ async fn snapshot(shared: &Shared, cam: &CameraRow, protect_id: &str) -> Option<
     None
 }
 
-/// The stored thumbnail: the snapshot shrunk to [`THUMB_LONG_SIDE`], off the runtime.
+/// The stored thumbnail: the snapshot shrunk to [`THUMB_LONG_SIDE`], off the runtime (with the
+/// process-wide bound on decodes and their memory).
 async fn shrink(jpeg: bytes::Bytes) -> Option<Vec<u8>> {
-    let r = tokio::task::spawn_blocking(move || {
-        crate::ai::image::prepare_within(&jpeg, THUMB_LONG_SIDE)
-    })
-    .await;
-    match r {
-        Ok(Ok(p)) => Some(p.jpeg),
-        Ok(Err(e)) => {
+    match crate::ai::image::prepare_bounded(jpeg, THUMB_LONG_SIDE).await {
+        Ok(p) => Some(p.jpeg),
+        Err(e) => {
             tracing::warn!(error = %e, "cannot read the Protect snapshot");
             None
         }
-        Err(_) => None,
     }
 }
 

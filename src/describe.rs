@@ -299,9 +299,9 @@ impl Describer {
         if providers.is_empty() {
             return Err(RunError::NoProvider);
         }
-        let prepared = tokio::task::spawn_blocking(move || ai::prepare(&image))
+        // Bounded: refused before decoding when too large, and a few decodes at once.
+        let prepared = ai::image::prepare_bounded(image, ai::image::MAX_LONG_SIDE)
             .await
-            .map_err(|e| RunError::Image(e.to_string()))?
             .map_err(|e| RunError::Image(e.to_string()))?;
         let overrides: HashMap<String, (f64, f64)> = settings
             .ai_prices

@@ -47,5 +47,7 @@ pub mod retention;
 pub mod sdnotify;
 pub mod settings;
 pub mod store;
+#[cfg(test)]
+mod test_alloc;
 pub mod tls;
 pub mod video;

@@ -10,7 +10,8 @@
 //! It never logs or returns an API key: error texts are scrubbed of the key before they leave
 //! [`provider::call`].
 //!
-//! Image preparation is CPU-bound: run [`image::prepare`] on a blocking thread.
+//! Image preparation is CPU-bound and memory-hungry: use [`image::prepare_bounded`], which
+//! refuses images too large to decode and bounds how many decode at once.
 
 pub mod breaker;
 pub mod chain;

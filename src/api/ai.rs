@@ -190,7 +190,7 @@ pub async fn providers(ctx: Ctx) -> AppResult<Response<Body>> {
 #[utoipa::path(post, path = "/api/v1/ai/describe", tag = "ai", request_body = DescribeRequest,
     responses((status = 200, body = DescribeResponse),
         (status = 409, body = super::ErrorBody, description = "No provider configured, or a cost cap reached"),
-        (status = 422, body = super::ErrorBody, description = "Not a usable JPEG or PNG image"),
+        (status = 422, body = super::ErrorBody, description = "Not a usable JPEG or PNG image, or one too large to decode (over 128 MiB of decoded data)"),
         (status = 502, body = super::ErrorBody, description = "No provider answered; the detail says why")),
     security(("api_key" = ["admin"]), ("bearer" = [])))]
 pub async fn describe(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
@@ -240,6 +240,9 @@ pub async fn describe(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bo
     if crate::ai::image::sniff(&image).is_none() {
         return Err(AppError::invalid("image: a JPEG or PNG image is required"));
     }
+    // From the headers only: an image whose decode would not fit the memory budget is refused
+    // here, configured provider or not.
+    crate::ai::image::check(&image).map_err(|e| AppError::invalid(format!("image: {e}")))?;
     if prompt.as_ref().is_some_and(|p| p.len() > 2000) {
         return Err(AppError::invalid("prompt: at most 2000 characters"));
     }

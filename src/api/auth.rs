@@ -89,7 +89,7 @@ fn cookie(ctx: &Ctx, value: &str, max_age_s: i64) -> String {
 /// Log in (browser): returns a JWT and sets the access_token cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody),
-        (status = 429, body = super::ErrorBody, description = "Too many attempts from this address")))]
+        (status = 429, body = super::ErrorBody, description = "Too many attempts from this address or from all addresses, or too many password checks in progress (see Retry-After)")))]
 pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let user_agent = req
         .headers()
@@ -104,6 +104,15 @@ pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
         )
         .with_header("retry-after", wait.to_string()));
     }
+    if let Err(wait) = ctx.state.login_limiter.check_global() {
+        return Err(AppError::new(
+            ErrorKind::TooManyRequests,
+            format!(
+                "The appliance is receiving too many login attempts; try again in {wait} seconds"
+            ),
+        )
+        .with_header("retry-after", wait.to_string()));
+    }
     let username = b.username.trim().to_lowercase();
     let store = ctx.state.store.clone();
     let user = store
@@ -111,13 +120,12 @@ pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
         .await?;
     let pw = b.password;
     // Verify against a dummy hash when the user does not exist, so timing does not reveal names.
+    let hasher = &ctx.state.passwords;
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
-        None => dummy_hash().await,
+        None => dummy_hash(hasher).await.map_err(busy)?,
     };
-    let good = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-        .await
-        .map_err(AppError::internal)?;
+    let good = hasher.verify(pw, hash).await.map_err(busy)?;
     let Some(user) = user.filter(|_| good) else {
         tracing::warn!(client.ip = %ctx.peer.ip(), "failed login");
         return Err(AppError::unauthenticated("Invalid username or password"));
@@ -167,15 +175,25 @@ pub async fn login(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>
 }
 
 /// An Argon2id hash of a random string, used to spend the same time on unknown usernames.
-async fn dummy_hash() -> String {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    if let Some(h) = DUMMY.get() {
-        return h.clone();
-    }
-    let h = tokio::task::spawn_blocking(|| password::hash(&crate::crypto::random_token(24)))
+/// Made once (through the hasher's bound, like every hash a request causes).
+async fn dummy_hash(hasher: &password::Hasher) -> Result<String, password::Busy> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| hasher.hash(crate::crypto::random_token(24)))
         .await
-        .unwrap_or_default();
-    DUMMY.get_or_init(|| h).clone()
+        .cloned()
+}
+
+/// Every hashing slot stayed taken for the whole wait: 429 with `Retry-After`.
+fn busy(b: password::Busy) -> AppError {
+    AppError::new(
+        ErrorKind::TooManyRequests,
+        format!(
+            "The appliance is busy checking other passwords; try again in {} seconds",
+            b.retry_after_s
+        ),
+    )
+    .with_header("retry-after", b.retry_after_s.to_string())
 }
 
 /// Log out: ends the session and clears the cookie.
@@ -232,7 +250,8 @@ pub async fn me(ctx: Ctx) -> AppResult<Response<Body>> {
 /// Change the password of the logged-in user.
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
     responses((status = 200, body = Message), (status = 400, body = super::ErrorBody),
-        (status = 422, body = super::ErrorBody)),
+        (status = 422, body = super::ErrorBody),
+        (status = 429, body = super::ErrorBody, description = "Too many password checks in progress (see Retry-After)")),
     security(("bearer" = [])))]
 pub async fn change_password(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let me = ctx.principal()?.user()?.clone();
@@ -245,13 +264,15 @@ pub async fn change_password(ctx: Ctx, req: Request<Incoming>) -> AppResult<Resp
     }
     let uid = me.user_id.clone();
     let user = ctx.state.store.read(move |c| users::get(c, &uid)).await?;
-    let (cur, hash, newpw) = (b.current_password, user.password_hash, b.new_password);
-    let new_hash = tokio::task::spawn_blocking(move || {
-        password::verify(&cur, &hash).then(|| password::hash(&newpw))
-    })
-    .await
-    .map_err(AppError::internal)?
-    .ok_or_else(|| AppError::bad_request("current_password: incorrect"))?;
+    let hasher = &ctx.state.passwords;
+    if !hasher
+        .verify(b.current_password, user.password_hash)
+        .await
+        .map_err(busy)?
+    {
+        return Err(AppError::bad_request("current_password: incorrect"));
+    }
+    let new_hash = hasher.hash(b.new_password).await.map_err(busy)?;
     let now = ctx.state.clock.now_ms();
     let (uid, sid) = (me.user_id.clone(), me.session_id.clone());
     ctx.state

@@ -403,6 +403,12 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
             if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
                 return Err(AppError::invalid("thumbnail_base64: not a JPEG image"));
             }
+            // Re-analysis decodes it later: refuse one whose decode would not fit the memory
+            // budget (other header problems keep being stored as sent, as before).
+            if let Err(e @ crate::ai::ImageError::TooLarge { .. }) = crate::ai::image::check(&bytes)
+            {
+                return Err(AppError::invalid(format!("thumbnail_base64: {e}")));
+            }
             Some(bytes)
         }
         None => None,

@@ -1,5 +1,7 @@
 //! Request-rate limits: one GCRA limiter (governor) per API key, sized by the key's own
-//! requests-per-minute, and one keyed limiter on login attempts per client IP.
+//! requests-per-minute, one keyed limiter on login attempts per client IP, and one global
+//! limiter on login attempts from all addresses together (each attempt costs a 19 MiB Argon2id
+//! check, and a LAN can have many addresses).
 //!
 //! A key's limit allows its whole per-minute budget as a burst and refills it evenly over the
 //! minute. `X-RateLimit-Reset` is when the budget will be full again.
@@ -80,13 +82,23 @@ impl KeyRateLimits {
     }
 }
 
-/// Login attempts per client IP.
+/// Login attempts per client IP, and from all addresses together.
 pub struct LoginLimiter {
     limiter: RateLimiter<IpAddr, governor::state::keyed::HashMapStateStore<IpAddr>, DefaultClock>,
+    global: RateLimiter<NotKeyed, InMemoryState, DefaultClock>,
+}
+
+fn wait_secs(nu: governor::NotUntil<<DefaultClock as governor::clock::Clock>::Instant>) -> u64 {
+    nu.wait_time_from(DefaultClock::default().now())
+        .as_secs_f64()
+        .ceil()
+        .max(1.0) as u64
 }
 
 impl LoginLimiter {
-    pub fn new(attempts_per_15min: u32) -> Self {
+    /// `attempts_per_15min` per address; `global_per_minute` in all (the whole minute's worth
+    /// allowed as a burst).
+    pub fn new(attempts_per_15min: u32, global_per_minute: u32) -> Self {
         let n = NonZeroU32::new(attempts_per_15min.max(1)).expect("non-zero");
         let period = Duration::from_secs(15 * 60) / n.get();
         let quota = Quota::with_period(period)
@@ -94,6 +106,7 @@ impl LoginLimiter {
             .allow_burst(n);
         LoginLimiter {
             limiter: RateLimiter::keyed(quota),
+            global: RateLimiter::direct(quota_per_minute(global_per_minute)),
         }
     }
 
@@ -104,12 +117,12 @@ impl LoginLimiter {
 
     /// `Err(seconds to wait)` when the IP has used its attempts.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.limiter.check_key(&ip).map_err(|nu| {
-            nu.wait_time_from(DefaultClock::default().now())
-                .as_secs_f64()
-                .ceil()
-                .max(1.0) as u64
-        })
+        self.limiter.check_key(&ip).map_err(wait_secs)
+    }
+
+    /// Counts one attempt against the global budget; `Err(seconds to wait)` when it is used up.
+    pub fn check_global(&self) -> Result<(), u64> {
+        self.global.check().map_err(wait_secs)
     }
 }
 
@@ -141,12 +154,25 @@ mod tests {
 
     #[test]
     fn login_limiter_is_per_ip() {
-        let l = LoginLimiter::new(2);
+        let l = LoginLimiter::new(2, 60);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(l.check(a).is_ok());
         assert!(l.check(a).is_ok());
         assert!(l.check(a).is_err());
         assert!(l.check(b).is_ok());
+    }
+
+    #[test]
+    fn the_global_login_budget_is_shared_and_refills_evenly() {
+        let l = LoginLimiter::new(10, 3);
+        for _ in 0..3 {
+            assert!(l.check_global().is_ok());
+        }
+        // One attempt every 20 s refills.
+        let wait = l.check_global().unwrap_err();
+        assert!((1..=20).contains(&wait), "{wait}");
+        // The per-address budget is separate.
+        assert!(l.check("10.0.0.1".parse().unwrap()).is_ok());
     }
 }
