@@ -116,15 +116,48 @@ impl DetectorSection {
     }
 }
 
+/// `[http]`: the server's limits. The README's "Limits" section lists them all.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// Largest JSON request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
-    /// Largest upload (images for `/ai/describe`), in bytes.
+    /// Largest upload (images for `/ai/describe`, events with a snapshot), in bytes.
     pub max_upload_bytes: usize,
-    /// Concurrent connections beyond which new ones wait.
+    /// Open connections at most. When full, the connection that has waited longest for a
+    /// request (idle keep-alive, slow headers, TLS handshake) is closed to make room; when every
+    /// one is busy with a request, a new one gets 503.
     pub max_connections: usize,
+    /// Open connections per client address (an IPv4 address or an IPv6 /64); beyond it a new
+    /// one gets 429. 0: no per-address limit (behind a reverse proxy, every client has the
+    /// proxy's address).
+    pub max_connections_per_ip: usize,
+    /// Seconds for a request's headers to arrive, from their first byte (for the first request
+    /// of a connection: from its start); 408 beyond.
+    pub header_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection is kept open for its next request.
+    pub keep_alive_timeout_secs: u64,
+    /// Seconds a response write may make no progress (a client that stops reading) before the
+    /// connection is closed.
+    pub write_timeout_secs: u64,
+    /// Largest request head (request line and headers), in bytes; 431 beyond.
+    pub max_head_bytes: usize,
+    /// Longest request target (path and query), in bytes; 414 beyond.
+    pub max_uri_bytes: usize,
+    /// Most header fields in a request; 431 beyond.
+    pub max_headers: usize,
+    /// Seconds a request body may take in all (routes that need credentials); 408 beyond.
+    pub body_timeout_secs: u64,
+    /// Bytes per second a request body must average after its first 2 s; 408 below.
+    pub body_min_rate: u64,
+    /// Seconds a body may take on the routes that need no credentials (login).
+    pub public_body_timeout_secs: u64,
+    /// Largest body on the routes that need no credentials, in bytes.
+    pub public_max_body_bytes: usize,
+    /// The URL browsers use to reach the appliance when it is not the address they connect
+    /// to (a reverse proxy that rewrites `Host`), e.g. `https://cams.example.org`: pages of
+    /// that origin may use the session cookie.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpSection {
@@ -133,7 +166,68 @@ impl Default for HttpSection {
             max_body_bytes: 1 << 20,
             max_upload_bytes: 16 << 20,
             max_connections: 256,
+            max_connections_per_ip: 32,
+            header_timeout_secs: 10,
+            keep_alive_timeout_secs: 15,
+            write_timeout_secs: 30,
+            max_head_bytes: 32 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_headers: 100,
+            body_timeout_secs: 60,
+            body_min_rate: 4096,
+            public_body_timeout_secs: 5,
+            public_max_body_bytes: 16 * 1024,
+            public_url: None,
         }
+    }
+}
+
+impl HttpSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("http.{m}")));
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes: at least 1024");
+        }
+        if self.max_connections == 0 || self.max_connections > 65_536 {
+            return bad("max_connections: between 1 and 65536");
+        }
+        for (name, v) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("keep_alive_timeout_secs", self.keep_alive_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("public_body_timeout_secs", self.public_body_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return bad(&format!("{name}: between 1 and 3600"));
+            }
+        }
+        if !(1024..=256 * 1024).contains(&self.max_head_bytes) {
+            return bad("max_head_bytes: between 1024 and 262144");
+        }
+        if self.max_uri_bytes < 256 || self.max_uri_bytes > self.max_head_bytes {
+            return bad("max_uri_bytes: between 256 and max_head_bytes");
+        }
+        if !(8..=1000).contains(&self.max_headers) {
+            return bad("max_headers: between 8 and 1000");
+        }
+        if self.public_max_body_bytes < 1024 {
+            return bad("public_max_body_bytes: at least 1024");
+        }
+        if let Some(u) = &self.public_url {
+            let ok = url::Url::parse(u).is_ok_and(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host_str().is_some()
+                    && matches!(p.path(), "" | "/")
+                    && p.query().is_none()
+            });
+            if !ok {
+                return bad(&format!(
+                    "public_url: {u:?} is not an origin like https://cams.example.org"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -264,11 +358,7 @@ impl Config {
                 ))
             }
         };
-        if file.http.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "http.max_body_bytes: at least 1024".into(),
-            ));
-        }
+        file.http.validate()?;
         if file.auth.session_hours == 0 || file.auth.session_hours > 24 * 90 {
             return Err(ConfigError::Invalid(
                 "auth.session_hours: between 1 and 2160".into(),
@@ -385,5 +475,24 @@ mod tests {
         assert_eq!(c.listen.port(), 9100);
         let file: FileConfig = toml::from_str("[tls]\ncert_file = \"a.pem\"").unwrap();
         assert!(Config::from_parts(file, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn http_limits_are_checked() {
+        let bad = |t: &str| {
+            let file: FileConfig = toml::from_str(t).unwrap();
+            Config::from_parts(file, &Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("[http]\nheader_timeout_secs = 0").contains("header_timeout_secs"));
+        assert!(bad("[http]\nmax_uri_bytes = 100000").contains("max_uri_bytes"));
+        assert!(bad("[http]\npublic_url = \"cams.example.org\"").contains("public_url"));
+        assert!(bad("[http]\npublic_url = \"https://x.org/app\"").contains("public_url"));
+        let file: FileConfig = toml::from_str(
+            "[http]\npublic_url = \"https://cams.example.org\"\nmax_connections_per_ip = 0",
+        )
+        .unwrap();
+        assert!(Config::from_parts(file, &Overrides::default()).is_ok());
     }
 }

@@ -115,13 +115,33 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Which credential authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `X-API-Key`.
+    ApiKeyHeader,
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `?token=` (the WebSocket upgrade only).
+    QueryToken,
+    /// The `access_token` cookie a browser sends by itself: the one that needs origin checks.
+    Cookie,
+}
+
 impl Authenticator {
     pub async fn authenticate(&self, c: Credentials<'_>) -> AppResult<Principal> {
+        self.identify(c).await.map(|(p, _)| p)
+    }
+
+    /// Authenticates and says with which credential. Explicit credentials come first (key
+    /// header, Bearer, query token), the cookie last; the first one present decides, and an
+    /// invalid one is a 401, never a fall-back to the next.
+    pub async fn identify(&self, c: Credentials<'_>) -> AppResult<(Principal, Source)> {
         if let Some(v) = c.headers.get("x-api-key") {
             let key = v
                 .to_str()
                 .map_err(|_| AppError::unauthenticated("Invalid API key"))?;
-            return self.api_key(key).await;
+            return Ok((self.api_key(key).await?, Source::ApiKeyHeader));
         }
         if let Some(v) = c.headers.get(AUTHORIZATION) {
             let v = v.to_str().unwrap_or("");
@@ -130,13 +150,13 @@ impl Authenticator {
                 .or_else(|| v.strip_prefix("bearer "))
                 .ok_or_else(|| AppError::unauthenticated("Authorization must be 'Bearer <token>'"))?
                 .trim();
-            return self.token(token).await;
-        }
-        if let Some(token) = cookie(c.headers, "access_token") {
-            return self.token(token).await;
+            return Ok((self.token(token).await?, Source::Bearer));
         }
         if let Some(token) = c.query_token {
-            return self.token(token).await;
+            return Ok((self.token(token).await?, Source::QueryToken));
+        }
+        if let Some(token) = cookie(c.headers, "access_token") {
+            return Ok((self.token(token).await?, Source::Cookie));
         }
         Err(AppError::unauthenticated("Not authenticated")
             .with_header("www-authenticate", "Bearer"))

@@ -1,15 +1,19 @@
 //! Response builders and request readers: JSON bodies with size, media-type and field-level
-//! validation errors, query strings, and the JSON error body.
+//! validation errors, query strings, and the JSON error body. A body must arrive within the
+//! request's [`BodyDeadline`] (a total time and a minimum rate), else 408 and the connection
+//! closes.
 
 use crate::error::{AppError, AppResult, ErrorKind};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -87,8 +91,56 @@ fn is_json(req: &Request<Incoming>) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413.
+/// How long a request's body may take and how large it may be, put on the request by the server
+/// (tighter on routes that need no credentials).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline {
+    /// The whole body, at most.
+    pub total: Duration,
+    /// Bytes per second the body must average once [`BODY_GRACE`] has passed (0: no minimum).
+    pub min_rate: u64,
+    /// A cap below the handler's own limit.
+    pub max_bytes: Option<usize>,
+}
+
+/// The start of a body, during which its rate is not measured (a client may wait for
+/// `100 Continue`, a phone may be slow to start).
+pub const BODY_GRACE: Duration = Duration::from_secs(2);
+
+impl BodyDeadline {
+    /// When more bytes must have arrived, `got` bytes after `started`.
+    fn next_by(&self, started: Instant, got: usize) -> Instant {
+        let total = started + self.total;
+        if self.min_rate == 0 {
+            return total;
+        }
+        let rate =
+            started + BODY_GRACE + Duration::from_secs_f64(got as f64 / self.min_rate as f64);
+        rate.min(total)
+    }
+}
+
+fn body_timeout(d: &BodyDeadline, got: usize) -> AppError {
+    AppError::new(
+        ErrorKind::RequestTimeout,
+        format!(
+            "The request body did not arrive in time ({got} bytes received; a body must arrive \
+             within {} s, at {} bytes/s or more after the first {} s)",
+            d.total.as_secs(),
+            d.min_rate,
+            BODY_GRACE.as_secs()
+        ),
+    )
+    .with_header("connection", "close")
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 and a body that does not
+/// arrive within the request's [`BodyDeadline`] with 408.
 pub async fn read_bytes(req: Request<Incoming>, limit: usize) -> AppResult<Bytes> {
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let limit = deadline
+        .and_then(|d| d.max_bytes)
+        .map_or(limit, |m| m.min(limit));
     let too_large = || {
         AppError::new(
             ErrorKind::PayloadTooLarge,
@@ -108,17 +160,33 @@ pub async fn read_bytes(req: Request<Incoming>, limit: usize) -> AppResult<Bytes
             return Err(too_large());
         }
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+    let mut body = req.into_body();
+    let started = Instant::now();
+    let mut out = bytes::BytesMut::new();
+    loop {
+        let frame = match &deadline {
+            Some(d) => tokio::time::timeout_at(d.next_by(started, out.len()), body.frame())
+                .await
+                .map_err(|_| body_timeout(d, out.len()))?,
+            None => body.frame().await,
+        };
+        match frame {
+            None => return Ok(out.freeze()),
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(too_large().with_header("connection", "close"));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                return Err(
+                    AppError::bad_request(format!("Could not read the request body: {e}"))
+                        .with_header("connection", "close"),
+                )
+            }
         }
-        Err(e) => Err(AppError::bad_request(format!(
-            "Could not read the request body: {e}"
-        ))),
     }
 }
 
@@ -214,6 +282,25 @@ mod tests {
         let e = parse_json::<T>(br#"{"name": "#).unwrap_err();
         assert!(e.detail.starts_with("body: malformed JSON"), "{}", e.detail);
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn a_body_must_keep_up_its_rate_after_the_grace() {
+        let d = BodyDeadline {
+            total: Duration::from_secs(60),
+            min_rate: 1000,
+            max_bytes: None,
+        };
+        let t0 = Instant::now();
+        assert_eq!(d.next_by(t0, 0), t0 + BODY_GRACE);
+        assert_eq!(
+            d.next_by(t0, 3000),
+            t0 + BODY_GRACE + Duration::from_secs(3)
+        );
+        // Never past the total, however fast it was.
+        assert_eq!(d.next_by(t0, 10_000_000), t0 + Duration::from_secs(60));
+        let no_rate = BodyDeadline { min_rate: 0, ..d };
+        assert_eq!(no_rate.next_by(t0, 0), t0 + Duration::from_secs(60));
     }
 
     #[derive(serde::Deserialize, Debug)]

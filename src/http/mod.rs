@@ -1,28 +1,50 @@
-//! The HTTP(S) server: the accept loop with a connection cap and graceful shutdown (hyper 1 +
-//! hyper-util), and the one request wrapper that owns the cross-cutting work: routing, 404/405,
-//! authentication, rate limits, scope checks, the must-change-password gate, turning errors into
-//! JSON, and the request log line.
+//! The HTTP(S) server: the accept loop, which admits each connection to the connection table
+//! ([`admission`]: global and per-address caps, shedding) and hands it to [`conn`], which reads
+//! and checks every request head itself ([`head`]) and lets hyper serve one request at a time;
+//! and the one request wrapper that owns the cross-cutting work: routing, 404/405,
+//! authentication, same-origin checks for the session cookie ([`origin`]), rate limits, scope
+//! checks, the must-change-password gate, body deadlines, turning errors into JSON, and the
+//! request log line. Every error the server sends, including those about a request's bytes
+//! before any routing, is `{detail, status_code}` JSON.
 
+pub mod admission;
 pub mod body;
+mod conn;
 mod docs;
+pub mod head;
+mod io;
 pub mod multipart;
+pub mod origin;
 mod ws;
 
 use crate::api::routes::{self, Access, Found, Op};
 use crate::api::{self, Ctx};
 use crate::app::AppState;
-use crate::auth::{Credentials, Principal};
+use crate::auth::{Credentials, Principal, Source};
 use crate::error::{AppError, AppResult, ErrorKind};
-use body::{error_response, json, Body};
+use admission::{Admission, Phase, Refusal};
+use body::{error_response, json, Body, BodyDeadline};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
+
+fn limits(cfg: &crate::config::HttpSection) -> conn::ConnLimits {
+    conn::ConnLimits {
+        head: head::HeadLimits {
+            max_head_bytes: cfg.max_head_bytes,
+            max_uri_bytes: cfg.max_uri_bytes,
+            max_headers: cfg.max_headers,
+        },
+        header_timeout: Duration::from_secs(cfg.header_timeout_secs),
+        keep_alive_timeout: Duration::from_secs(cfg.keep_alive_timeout_secs),
+        write_timeout: Duration::from_secs(cfg.write_timeout_secs),
+    }
+}
 
 /// Accepts connections until `stop` turns true, then waits for in-flight requests.
 pub async fn serve(
@@ -31,17 +53,15 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let max = state.cfg.http.max_connections;
-    let permits = Arc::new(Semaphore::new(max));
+    let http = &state.cfg.http;
+    let admission = Admission::new(http.max_connections, http.max_connections_per_ip);
+    let limits = limits(http);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stop.changed() => break,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
+                    // Out of file descriptors, most likely: give closing connections a moment.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -50,16 +70,34 @@ pub async fn serve(
             _ = stop.changed() => break,
         };
         let _ = tcp.set_nodelay(true);
+        let first = if tls.is_some() {
+            Phase::Handshake
+        } else {
+            Phase::Head
+        };
+        let slot = match admission.admit(peer.ip(), first) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::debug!(client.ip = %peer.ip(), reason = ?why, "connection refused");
+                if tls.is_none() {
+                    conn::refuse(tcp, refusal(why), limits.write_timeout);
+                }
+                continue;
+            }
+        };
         let state = state.clone();
         let tls = tls.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(TokioIo::new(tcp), state, peer, stop).await,
+                None => conn::serve(tcp, slot, state, peer, stop, limits).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    {
-                        Ok(Ok(s)) => serve_connection(TokioIo::new(s), state, peer, stop).await,
+                    let handshake = tokio::select! {
+                        r = tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)) => r,
+                        _ = slot.shed() => return,
+                    };
+                    match handshake {
+                        Ok(Ok(s)) => conn::serve(s, slot, state, peer, stop, limits).await,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, client.ip = %peer.ip(), "TLS handshake failed")
                         }
@@ -69,58 +107,33 @@ pub async fn serve(
                     }
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);
-    // Every connection holds a permit until it ends: taking them all means all have ended.
-    let _ = permits.acquire_many(max as u32).await;
+    admission.drained().await;
 }
 
-/// Serves one connection; on shutdown it finishes the request in flight and closes.
-async fn serve_connection<I>(
-    io: I,
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let stop_rx = stop.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let state = state.clone();
-        let stop_rx = stop_rx.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer, stop_rx).await) }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let conn = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(conn);
-    let res = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = res {
-        tracing::debug!(error = %e, "connection ended with an error");
+fn refusal(why: Refusal) -> AppError {
+    match why {
+        Refusal::PerAddress => AppError::new(
+            ErrorKind::TooManyRequests,
+            "Too many connections from your address; close some and try again",
+        )
+        .with_header("retry-after", "1"),
+        Refusal::Full => AppError::new(
+            ErrorKind::Unavailable,
+            "The appliance is serving as many connections as it can; try again",
+        )
+        .with_header("retry-after", "1"),
     }
 }
 
 /// The infallible wrapper: every outcome becomes a response, and is logged once.
-async fn handle(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    stop: watch::Receiver<bool>,
-) -> Response<Body> {
+async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = match serve_inner(&state, req, peer, stop).await {
+    let mut resp = match serve_inner(&state, req, peer).await {
         Ok(r) => r,
         Err(e) => {
             if e.kind == ErrorKind::Internal {
@@ -143,18 +156,26 @@ async fn handle(
     resp
 }
 
+fn public_origin(state: &AppState) -> Option<origin::Origin> {
+    state
+        .cfg
+        .http
+        .public_url
+        .as_deref()
+        .and_then(origin::Origin::parse)
+}
+
 async fn serve_inner(
     state: &Arc<AppState>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
-    stop: watch::Receiver<bool>,
 ) -> AppResult<Response<Body>> {
     let path = req.uri().path().to_string();
     if let Some(r) = docs::serve(&path, req.method()) {
         return r;
     }
     if path == "/ws" {
-        return ws::upgrade(state.clone(), req, stop).await;
+        return ws::upgrade(state.clone(), req, public_origin(state).as_ref()).await;
     }
     if path == "/" {
         return Ok(json(
@@ -191,17 +212,35 @@ async fn serve_inner(
         }
     };
 
-    let principal = match route.access {
-        Access::Public => None,
-        _ => Some(
-            state
-                .auth
-                .authenticate(Credentials {
-                    headers: req.headers(),
-                    query_token: None,
-                })
-                .await?,
-        ),
+    let http = &state.cfg.http;
+    let public = route.access == Access::Public;
+    req.extensions_mut().insert(BodyDeadline {
+        total: Duration::from_secs(if public {
+            http.public_body_timeout_secs
+        } else {
+            http.body_timeout_secs
+        }),
+        min_rate: http.body_min_rate,
+        max_bytes: public.then_some(http.public_max_body_bytes),
+    });
+    let principal = if public {
+        None
+    } else {
+        let (p, source) = state
+            .auth
+            .identify(Credentials {
+                headers: req.headers(),
+                query_token: None,
+            })
+            .await?;
+        let unsafe_method = !matches!(
+            *req.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        if source == Source::Cookie && unsafe_method {
+            origin::check(req.headers(), public_origin(state).as_ref(), true)?;
+        }
+        Some(p)
     };
 
     // Per-key rate limit, before any work is done for the request.

@@ -2,10 +2,15 @@
 //! from the [`crate::bus`]. Each client gets only the topics its scopes allow, a protocol ping
 //! every 30 s, and a credential re-check at the same pace (a revoked key or ended session is
 //! disconnected). A client that falls behind the bounded queue is disconnected, never waited for.
+//!
+//! A browser's cookie is accepted only from the appliance's own pages ([`super::origin`]); an
+//! explicit credential (header or `?token=`) wins over the cookie, and an invalid one is a 401,
+//! never a fall-back to the cookie. The upgrade handler answers `101` and leaves the session in
+//! the request's [`Handoff`]; the connection loop then runs [`run`] on the connection.
 
 use super::body::{empty, Body};
 use crate::app::AppState;
-use crate::auth::{Credentials, Principal};
+use crate::auth::{Credentials, Principal, Source};
 use crate::bus::Topic;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::model::Scope;
@@ -16,16 +21,18 @@ use hyper::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// Largest message a client may send (clients only send `ping`; tungstenite's default is 64 MiB).
+const MAX_CLIENT_MESSAGE: usize = 4096;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn accept_key(key: &[u8]) -> String {
@@ -49,24 +56,30 @@ fn header_is(h: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// True when a browser page from another site is trying to use the owner's cookie.
-fn cross_site_cookie(h: &HeaderMap, token: &Option<String>) -> bool {
-    let cookie_only =
-        h.get("x-api-key").is_none() && h.get("authorization").is_none() && token.is_none();
-    let Some(origin) = h.get("origin").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(host) = h.get("host").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let origin_host = origin.split_once("://").map(|(_, r)| r).unwrap_or(origin);
-    cookie_only && !origin_host.eq_ignore_ascii_case(host)
+/// An accepted WebSocket client, waiting for its connection.
+pub struct Session {
+    principal: Principal,
+    creds: (HeaderMap, Option<String>),
+}
+
+/// Where the upgrade handler leaves the session for the connection loop.
+#[derive(Clone, Default)]
+pub struct Handoff(Arc<Mutex<Option<Session>>>);
+
+impl Handoff {
+    fn put(&self, s: Session) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    }
+
+    pub fn take(&self) -> Option<Session> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 pub async fn upgrade(
     state: Arc<AppState>,
     req: Request<Incoming>,
-    stop: watch::Receiver<bool>,
+    public_origin: Option<&super::origin::Origin>,
 ) -> AppResult<Response<Body>> {
     let h = req.headers();
     if !header_is(h, UPGRADE, "websocket") || !header_is(h, CONNECTION, "upgrade") {
@@ -83,17 +96,17 @@ pub async fn upgrade(
         return Err(AppError::bad_request("Sec-WebSocket-Key is missing"));
     };
     let token = query_token(&req);
-    let principal = state
+    let (principal, source) = state
         .auth
-        .authenticate(Credentials {
+        .identify(Credentials {
             headers: req.headers(),
             query_token: token.as_deref(),
         })
         .await?;
-    if cross_site_cookie(req.headers(), &token) {
-        return Err(AppError::forbidden(
-            "Cross-site WebSocket requests must authenticate explicitly",
-        ));
+    // A browser always sends `Origin` on a WebSocket; a cookie from another site's page is
+    // refused, whatever else the URL carries.
+    if source == Source::Cookie && req.headers().contains_key(hyper::header::ORIGIN) {
+        super::origin::check(req.headers(), public_origin, false)?;
     }
     if let Principal::User(u) = &principal {
         if u.must_change_password {
@@ -102,18 +115,14 @@ pub async fn upgrade(
             ));
         }
     }
-    let creds = (req.headers().clone(), token);
-    let on_upgrade = hyper::upgrade::on(req);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
-                client(state, principal, creds, ws, stop).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
-        }
+    let handoff = req
+        .extensions()
+        .get::<Handoff>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("no WebSocket handoff on the request"))?;
+    handoff.put(Session {
+        principal,
+        creds: (req.headers().clone(), token),
     });
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -132,11 +141,26 @@ fn allowed(p: &Principal, topic: Topic) -> bool {
     }
 }
 
-async fn close(
-    ws: &mut futures_util::stream::SplitSink<
-        WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
-        Message,
-    >,
+/// Runs an accepted session on its connection; `early` holds bytes the client sent after its
+/// upgrade request.
+pub async fn run<S>(
+    state: Arc<AppState>,
+    session: Session,
+    io: S,
+    early: Vec<u8>,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+    let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(config)).await;
+    client(state, session.principal, session.creds, ws, stop).await;
+}
+
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
     code: CloseCode,
     reason: &str,
 ) {
@@ -147,11 +171,11 @@ async fn close(
     let _ = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
 }
 
-async fn client(
+async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     state: Arc<AppState>,
     principal: Principal,
     creds: (HeaderMap, Option<String>),
-    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    ws: WebSocketStream<S>,
     mut stop: watch::Receiver<bool>,
 ) {
     let (mut tx, mut rx_ws) = ws.split();

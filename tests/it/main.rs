@@ -14,6 +14,7 @@ mod errors;
 mod events;
 mod fake_ai;
 mod fake_protect;
+mod hostile;
 mod memory;
 mod pipeline;
 mod protect;
