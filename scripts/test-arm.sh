@@ -45,9 +45,11 @@ esac
 # emulator, not the server, so they run natively only (the code is the same on every target).
 # The memory tests (memory::) read the peak RSS of the `argus` process: under emulation that is
 # qemu's, and their login floods take minutes of emulated Argon2; they too run natively. So
-# does the decoder's peak-allocation check (it decodes 4K and 12 MP pictures: 12 s natively).
+# do the decoder's peak-allocation and camera-size checks (they encode and decode 4K and 12 MP
+# pictures: 12 s and 4 s natively).
 skips=(
   ai::image::tests::the_estimate_bounds_what_a_decode_allocates
+  ai::image::tests::camera_sized_images_fit_the_budget
   memory::a_login_flood_from_100_addresses_costs_a_few_hashes_of_memory_and_leaves_login_working
   memory::a_burst_of_logins_over_the_global_limit_gets_429
   memory::when_every_hashing_slot_stays_taken_logins_get_429_with_retry_after

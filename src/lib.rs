@@ -2,7 +2,9 @@
 //!
 //! Codemap (see the README's Architecture section for data flow and invariants):
 //! - `app`: shared state, start-up, background tasks, [`app::run`].
-//! - `http`: the hyper server, request wrapper (auth, rate limits, errors), `/ws`, API docs.
+//! - `http`: the server: connection admission and shedding, request heads read and checked
+//!   before hyper serves them, the request wrapper (auth, origin checks, rate limits, body
+//!   deadlines, errors), `/ws`, API docs.
 //! - `api`: one module per REST resource with its DTOs; `api::routes` is the route table.
 //! - `auth`: API keys, JWT sessions, passwords, scopes, rate limits.
 //! - `store`: all SQL (SQLite, WAL, embedded migrations) behind `Store`.

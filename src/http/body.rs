@@ -108,6 +108,14 @@ pub struct BodyDeadline {
 pub const BODY_GRACE: Duration = Duration::from_secs(2);
 
 impl BodyDeadline {
+    /// For a request the server put no deadline on (it does so for every method but GET and
+    /// HEAD): `[http]`'s defaults.
+    pub const FALLBACK: BodyDeadline = BodyDeadline {
+        total: Duration::from_secs(60),
+        min_rate: 4096,
+        max_bytes: None,
+    };
+
     /// When more bytes must have arrived, `got` bytes after `started`.
     fn next_by(&self, started: Instant, got: usize) -> Instant {
         let total = started + self.total;
@@ -137,10 +145,12 @@ fn body_timeout(d: &BodyDeadline, got: usize) -> AppError {
 /// Reads the whole body, refusing more than `limit` bytes with 413 and a body that does not
 /// arrive within the request's [`BodyDeadline`] with 408.
 pub async fn read_bytes(req: Request<Incoming>, limit: usize) -> AppResult<Bytes> {
-    let deadline = req.extensions().get::<BodyDeadline>().copied();
-    let limit = deadline
-        .and_then(|d| d.max_bytes)
-        .map_or(limit, |m| m.min(limit));
+    let deadline = req
+        .extensions()
+        .get::<BodyDeadline>()
+        .copied()
+        .unwrap_or(BodyDeadline::FALLBACK);
+    let limit = deadline.max_bytes.map_or(limit, |m| m.min(limit));
     let too_large = || {
         AppError::new(
             ErrorKind::PayloadTooLarge,
@@ -164,12 +174,9 @@ pub async fn read_bytes(req: Request<Incoming>, limit: usize) -> AppResult<Bytes
     let started = Instant::now();
     let mut out = bytes::BytesMut::new();
     loop {
-        let frame = match &deadline {
-            Some(d) => tokio::time::timeout_at(d.next_by(started, out.len()), body.frame())
-                .await
-                .map_err(|_| body_timeout(d, out.len()))?,
-            None => body.frame().await,
-        };
+        let frame = tokio::time::timeout_at(deadline.next_by(started, out.len()), body.frame())
+            .await
+            .map_err(|_| body_timeout(&deadline, out.len()))?;
         match frame {
             None => return Ok(out.freeze()),
             Some(Ok(f)) => {

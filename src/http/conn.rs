@@ -63,6 +63,8 @@ struct Served {
     upgraded: AtomicBool,
     /// The response says `Connection: close`.
     close: AtomicBool,
+    /// A WebSocket session, when the request was an accepted upgrade.
+    handoff: ws::Handoff,
 }
 
 enum HeadOutcome {
@@ -107,16 +109,16 @@ pub async fn serve<S>(
         };
         // A chunked body's end is known only to hyper's decoder: such a request is the last.
         let must_close = !head.keep_alive || expected.is_none() || *stop.borrow();
-        io.reset(buf.split().freeze(), expected);
+        // A copy of the few hundred bytes received keeps `buf`'s allocation for the next head.
+        io.reset(bytes::Bytes::copy_from_slice(&buf), expected);
+        buf.clear();
         let served = Arc::new(Served::default());
-        let handoff = ws::Handoff::default();
         let service = {
-            let (state, served, handoff) = (state.clone(), served.clone(), handoff.clone());
-            hyper::service::service_fn(move |mut req| {
-                req.extensions_mut().insert(handoff.clone());
+            let (state, served) = (state.clone(), served.clone());
+            hyper::service::service_fn(move |req| {
                 let (state, served) = (state.clone(), served.clone());
                 Box::pin(async move {
-                    let mut resp = super::handle(state, req, peer).await;
+                    let mut resp = super::handle(state, req, peer, &served.handoff).await;
                     if must_close {
                         resp.headers_mut()
                             .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -142,42 +144,46 @@ pub async fn serve<S>(
             .header_read_timeout(None)
             .max_headers(limits.head.max_headers);
         let mut conn = builder.serve_connection(TokioIo::new(io), service);
-        let mut shutting = false;
-        let mut stopping = *stop.borrow();
-        let mut stopped = Box::pin(stop.changed());
-        let mut shed = Box::pin(slot.shed());
-        let mut responding = false;
-        // Hyper serves this one request; once its response is under way, keep-alive is turned
-        // off inside hyper so that it hands the connection back instead of reading another
-        // head (the response itself, already encoded, still allows the client to reuse it).
-        let result = std::future::poll_fn(|cx| loop {
-            if let Poll::Ready(r) = conn.poll_without_shutdown(cx) {
-                return Poll::Ready(Some(r));
-            }
-            if !stopping && stopped.as_mut().poll(cx).is_ready() {
-                stopping = true;
-            }
-            let responded = served.responded.load(Ordering::Acquire)
-                && !served.upgraded.load(Ordering::Relaxed);
-            if responded && !responding {
-                // The server's work is done; a client slow to read may be shed when full.
-                responding = true;
-                if !slot.set(Phase::Responding) {
+        let (result, stopping) = {
+            let mut shutting = false;
+            let mut stopping = *stop.borrow();
+            let stopped = stop.changed();
+            let shed = slot.shed();
+            tokio::pin!(stopped, shed);
+            let mut responding = false;
+            // Hyper serves this one request; once its response is under way, keep-alive is
+            // turned off inside hyper so that it hands the connection back instead of reading
+            // another head (the response itself, already encoded, still lets the client reuse
+            // the connection).
+            let result = std::future::poll_fn(|cx| loop {
+                if let Poll::Ready(r) = conn.poll_without_shutdown(cx) {
+                    return Poll::Ready(Some(r));
+                }
+                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                }
+                let responded = served.responded.load(Ordering::Acquire)
+                    && !served.upgraded.load(Ordering::Relaxed);
+                if responded && !responding {
+                    // The server's work is done; a client slow to read may be shed when full.
+                    responding = true;
+                    if !slot.set(Phase::Responding) {
+                        return Poll::Ready(None);
+                    }
+                }
+                if responding && shed.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
                 }
-            }
-            if responding && shed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-            if !shutting && (responded || stopping) {
-                Pin::new(&mut conn).graceful_shutdown();
-                shutting = true;
-                continue;
-            }
-            return Poll::Pending;
-        })
-        .await;
-        drop((stopped, shed));
+                if !shutting && (responded || stopping) {
+                    Pin::new(&mut conn).graceful_shutdown();
+                    shutting = true;
+                    continue;
+                }
+                return Poll::Pending;
+            })
+            .await;
+            (result, stopping)
+        };
         let parts = conn.into_parts();
         io = parts.io.into_inner();
         match result {
@@ -192,7 +198,7 @@ pub async fn serve<S>(
             Some(Ok(())) => {}
         }
         if served.upgraded.load(Ordering::Relaxed) {
-            if let Some(session) = handoff.take() {
+            if let Some(session) = served.handoff.take() {
                 if slot.set(Phase::Upgraded) {
                     let mut early = parts.read_buf.to_vec();
                     early.extend_from_slice(&io.take_prefix());
@@ -209,7 +215,7 @@ pub async fn serve<S>(
             linger_close(io).await;
             return;
         }
-        buf = BytesMut::from(&io.take_prefix()[..]);
+        buf.extend_from_slice(&io.take_prefix());
     }
 }
 

@@ -71,10 +71,21 @@ fn uri_too_long(limits: &HeadLimits) -> AppError {
     )
 }
 
+/// Header slots parsed without a heap allocation (the default `max_headers` is 100).
+const STACK_HEADERS: usize = 100;
+
 /// Parses `buf`, which holds the bytes received since the request began.
 pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Parsed, AppError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
+    // The usual limit fits on the stack; a raised one goes to the heap.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let headers: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut heap
+    };
+    let mut req = httparse::Request::new(headers);
     let status = req.parse(buf).map_err(|e| match e {
         httparse::Error::TooManyHeaders => too_large_head(limits),
         httparse::Error::Version => AppError::new(

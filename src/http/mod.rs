@@ -129,11 +129,16 @@ fn refusal(why: Refusal) -> AppError {
 }
 
 /// The infallible wrapper: every outcome becomes a response, and is logged once.
-async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    handoff: &ws::Handoff,
+) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = match serve_inner(&state, req, peer).await {
+    let mut resp = match serve_inner(&state, req, peer, handoff).await {
         Ok(r) => r,
         Err(e) => {
             if e.kind == ErrorKind::Internal {
@@ -169,13 +174,14 @@ async fn serve_inner(
     state: &Arc<AppState>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    handoff: &ws::Handoff,
 ) -> AppResult<Response<Body>> {
     let path = req.uri().path().to_string();
     if let Some(r) = docs::serve(&path, req.method()) {
         return r;
     }
     if path == "/ws" {
-        return ws::upgrade(state.clone(), req, public_origin(state).as_ref()).await;
+        return ws::upgrade(state.clone(), req, public_origin(state).as_ref(), handoff).await;
     }
     if path == "/" {
         return Ok(json(
@@ -214,15 +220,18 @@ async fn serve_inner(
 
     let http = &state.cfg.http;
     let public = route.access == Access::Public;
-    req.extensions_mut().insert(BodyDeadline {
-        total: Duration::from_secs(if public {
-            http.public_body_timeout_secs
-        } else {
-            http.body_timeout_secs
-        }),
-        min_rate: http.body_min_rate,
-        max_bytes: public.then_some(http.public_max_body_bytes),
-    });
+    // Only requests that carry a body need its deadline (reading one is the only use).
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        req.extensions_mut().insert(BodyDeadline {
+            total: Duration::from_secs(if public {
+                http.public_body_timeout_secs
+            } else {
+                http.body_timeout_secs
+            }),
+            min_rate: http.body_min_rate,
+            max_bytes: public.then_some(http.public_max_body_bytes),
+        });
+    }
     let principal = if public {
         None
     } else {

@@ -6,7 +6,7 @@
 //! A browser's cookie is accepted only from the appliance's own pages ([`super::origin`]); an
 //! explicit credential (header or `?token=`) wins over the cookie, and an invalid one is a 401,
 //! never a fall-back to the cookie. The upgrade handler answers `101` and leaves the session in
-//! the request's [`Handoff`]; the connection loop then runs [`run`] on the connection.
+//! the connection's [`Handoff`]; the connection loop then runs [`run`] on the connection.
 
 use super::body::{empty, Body};
 use crate::app::AppState;
@@ -63,8 +63,8 @@ pub struct Session {
 }
 
 /// Where the upgrade handler leaves the session for the connection loop.
-#[derive(Clone, Default)]
-pub struct Handoff(Arc<Mutex<Option<Session>>>);
+#[derive(Default)]
+pub struct Handoff(Mutex<Option<Session>>);
 
 impl Handoff {
     fn put(&self, s: Session) {
@@ -80,6 +80,7 @@ pub async fn upgrade(
     state: Arc<AppState>,
     req: Request<Incoming>,
     public_origin: Option<&super::origin::Origin>,
+    handoff: &Handoff,
 ) -> AppResult<Response<Body>> {
     let h = req.headers();
     if !header_is(h, UPGRADE, "websocket") || !header_is(h, CONNECTION, "upgrade") {
@@ -115,11 +116,6 @@ pub async fn upgrade(
             ));
         }
     }
-    let handoff = req
-        .extensions()
-        .get::<Handoff>()
-        .cloned()
-        .ok_or_else(|| AppError::internal("no WebSocket handoff on the request"))?;
     handoff.put(Session {
         principal,
         creds: (req.headers().clone(), token),
