@@ -46,7 +46,12 @@ impl Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            write!(f, "{}://{}", self.scheme, self.host)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
     }
 }
 
@@ -128,7 +133,8 @@ mod tests {
             ("host", "127.0.0.1:8000"),
             ("origin", "http://127.0.0.1:9999"),
         ]);
-        refused(&[("host", "board:8000"), ("origin", "http://evil.example")]);
+        let d = refused(&[("host", "board:8000"), ("origin", "http://evil.example")]);
+        assert!(d.contains("the origin http://evil.example is not"), "{d}");
         refused(&[("host", "board:80"), ("origin", "https://board")]);
         refused(&[("host", "board:8000"), ("origin", "null")]);
         let d = refused(&[("host", "board:8000")]);
