@@ -116,6 +116,11 @@ impl DetectorSection {
     }
 }
 
+/// `[http] body_timeout_secs` by default.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+/// `[http] body_min_rate` by default, bytes per second.
+pub const DEFAULT_BODY_MIN_RATE: u64 = 4096;
+
 /// `[http]`: the server's limits. The README's "Limits" section lists them all.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -173,8 +178,8 @@ impl Default for HttpSection {
             max_head_bytes: 32 * 1024,
             max_uri_bytes: 8 * 1024,
             max_headers: 100,
-            body_timeout_secs: 60,
-            body_min_rate: 4096,
+            body_timeout_secs: DEFAULT_BODY_TIMEOUT_SECS,
+            body_min_rate: DEFAULT_BODY_MIN_RATE,
             public_body_timeout_secs: 5,
             public_max_body_bytes: 16 * 1024,
             public_url: None,

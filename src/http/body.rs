@@ -111,8 +111,8 @@ impl BodyDeadline {
     /// For a request the server put no deadline on (it does so for every method but GET and
     /// HEAD): `[http]`'s defaults.
     pub const FALLBACK: BodyDeadline = BodyDeadline {
-        total: Duration::from_secs(60),
-        min_rate: 4096,
+        total: Duration::from_secs(crate::config::DEFAULT_BODY_TIMEOUT_SECS),
+        min_rate: crate::config::DEFAULT_BODY_MIN_RATE,
         max_bytes: None,
     };
 
