@@ -37,7 +37,12 @@ fn main() {
         std::env::var_os("ORT_DYLIB_PATH")
             .expect("set ORT_DYLIB_PATH (scripts/fetch-onnxruntime.sh)"),
     );
-    let model = root.join("models/yolov3-tiny-416.toml");
+    let model = std::env::var_os("ARGUS_BENCH_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            root.join("models")
+                .join(argus::detect::service::DEFAULT_MODEL)
+        });
     let frame =
         Frame420::from_jpeg(&std::fs::read(root.join("tests/data/images/person.jpg")).unwrap())
             .unwrap();

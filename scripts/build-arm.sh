@@ -26,12 +26,13 @@ case "$target" in
 esac
 "$cross_strip" "target/$target/release/argus"
 echo "build-arm: target/$target/release/argus is $(stat -c %s "target/$target/release/argus") bytes stripped" >&2
-scripts/make-model.sh >/dev/null
+scripts/make-model.sh --model yolov4-tiny --int8 >/dev/null
 dist="target/dist/$target"
 rm -rf "$dist"
 mkdir -p "$dist/models"
 cp "target/$target/release/argus" "$dist/"
-cp models/yolov3-tiny-416.toml models/yolov3-tiny-416.onnx models/coco.names models/MODELS.md "$dist/models/"
+cp models/yolov4-tiny-416-int8.toml models/yolov4-tiny-416-int8.onnx models/yolov4-tiny-416.toml \
+  models/yolov4-tiny-416.onnx models/coco.names models/MODELS.md "$dist/models/"
 if [ "$target" = aarch64-unknown-linux-gnu ]; then
   cp "$(scripts/fetch-onnxruntime.sh aarch64)" "$dist/libonnxruntime.so"
 fi

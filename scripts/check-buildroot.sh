@@ -388,36 +388,40 @@ printf '#!/bin/sh\n' > "$B/target/aarch64-unknown-linux-gnu/release/argus"
 cp Cargo.toml "$B/"
 # The missing-model case first: it must stop with the make-model.sh hint.
 if out=$(mk CMD=ARGUS_INSTALL_TARGET_CMDS TARGET_DIR="$T" "$B/.run" 2>&1); then
-  die "ARGUS_INSTALL_TARGET_CMDS succeeded without models/yolov3-tiny-416.onnx"
+  die "ARGUS_INSTALL_TARGET_CMDS succeeded without the models"
 fi
 grep -q 'scripts/make-model.sh' <<<"$out" || die "the missing-model failure does not name scripts/make-model.sh: $out"
 if out=$(mk CMD=ARGUS_CHECK_MODEL "$B/.run" 2>&1); then
-  die "ARGUS_CHECK_MODEL succeeded without models/yolov3-tiny-416.onnx"
+  die "ARGUS_CHECK_MODEL succeeded without the models"
 fi
 grep -q 'scripts/make-model.sh' <<<"$out" || die "ARGUS_CHECK_MODEL's failure does not name scripts/make-model.sh: $out"
-if [ -f models/yolov3-tiny-416.onnx ]; then
-  ln -s "$ROOT/models/yolov3-tiny-416.onnx" "$B/models/yolov3-tiny-416.onnx"
+MODELS=(yolov4-tiny-416-int8 yolov4-tiny-416)
+if [ -f models/yolov4-tiny-416-int8.onnx ] && [ -f models/yolov4-tiny-416.onnx ]; then
+  for m in "${MODELS[@]}"; do ln -s "$ROOT/models/$m.onnx" "$B/models/$m.onnx"; done
   mk CMD=ARGUS_CHECK_MODEL "$B/.run" >/dev/null 2>&1 ||
-    die "ARGUS_CHECK_MODEL rejects models/yolov3-tiny-416.onnx (sha256 differs from models/*.sha256?)"
-  model_note="the real model passes ARGUS_CHECK_MODEL's sha256 check"
+    die "ARGUS_CHECK_MODEL rejects the models (sha256 differs from models/*.sha256?)"
+  model_note="the real models pass ARGUS_CHECK_MODEL's sha256 check"
 else
-  echo "stand-in" > "$B/models/yolov3-tiny-416.onnx"
-  model_note="no models/yolov3-tiny-416.onnx here (scripts/make-model.sh), a stand-in was installed"
+  for m in "${MODELS[@]}"; do echo "stand-in" > "$B/models/$m.onnx"; done
+  model_note="no models/yolov4-tiny-416{,-int8}.onnx here (scripts/make-model.sh), stand-ins were installed"
 fi
 for c in ARGUS_INSTALL_TARGET_CMDS ARGUS_INSTALL_INIT_SYSTEMD ARGUS_INSTALL_INIT_SYSV; do
   mk CMD=$c TARGET_DIR="$T" "$B/.run" >/dev/null || die "$c failed"
 done
-for f in usr/bin/argus usr/share/argus/models/yolov3-tiny-416.toml usr/share/argus/models/yolov3-tiny-416.onnx \
+for f in usr/bin/argus usr/share/argus/models/yolov4-tiny-416-int8.toml usr/share/argus/models/yolov4-tiny-416-int8.onnx \
+  usr/share/argus/models/yolov4-tiny-416.toml usr/share/argus/models/yolov4-tiny-416.onnx \
   usr/share/argus/models/coco.names etc/argus/argus.toml usr/lib/systemd/system/argus.service etc/init.d/S99argus; do
   [ -f "$T/$f" ] || die "the install commands did not install /$f"
 done
 for f in usr/bin/argus etc/init.d/S99argus; do
   [ -x "$T/$f" ] || die "/$f is not executable"
 done
-# The model description names its files relative to itself: they must sit beside it.
-while read -r ref; do
-  [ -f "$T/usr/share/argus/models/$ref" ] || die "yolov3-tiny-416.toml names $ref, which is not installed beside it"
-done < <(sed -n 's/^\(file\|labels\) *= *"\(.*\)"/\2/p' models/yolov3-tiny-416.toml)
+# The model descriptions name their files relative to themselves: they must sit beside them.
+for m in "${MODELS[@]}"; do
+  while read -r ref; do
+    [ -f "$T/usr/share/argus/models/$ref" ] || die "$m.toml names $ref, which is not installed beside it"
+  done < <(sed -n 's/^\(file\|labels\) *= *"\(.*\)"/\2/p' "models/$m.toml")
+done
 # The paths the binary searches by default (src/detect/service.rs) are the installed ones.
 grep -q '"/usr/share/argus/models"' src/detect/service.rs || die "src/detect/service.rs no longer searches /usr/share/argus/models"
 grep -q '"/usr/lib/argus/libonnxruntime.so"' src/detect/service.rs || die "src/detect/service.rs no longer searches /usr/lib/argus/libonnxruntime.so"

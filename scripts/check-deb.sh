@@ -26,7 +26,8 @@ for t in "${targets[@]}"; do
   [ "$(dpkg-deb --field "$deb" Package)" = argus-edge ] || fail "Package is not argus-edge"
   dpkg-deb --field "$deb" Depends | grep -q adduser || fail "Depends lacks adduser"
   want=(./usr/bin/argus ./etc/argus/argus.toml
-    ./usr/share/argus/models/yolov3-tiny-416.toml ./usr/share/argus/models/yolov3-tiny-416.onnx
+    ./usr/share/argus/models/yolov4-tiny-416-int8.toml ./usr/share/argus/models/yolov4-tiny-416-int8.onnx
+    ./usr/share/argus/models/yolov4-tiny-416.toml ./usr/share/argus/models/yolov4-tiny-416.onnx
     ./usr/share/argus/models/coco.names argus.service)
   [ "$arch" = arm64 ] && want+=(./usr/lib/argus/libonnxruntime.so)
   for f in "${want[@]}"; do
@@ -52,7 +53,7 @@ for t in "${targets[@]}"; do
   fi
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   args=(--listen "127.0.0.1:$port" --data-dir "$root/var/lib/argus"
-    --model "$root/usr/share/argus/models/yolov3-tiny-416.toml")
+    --model "$root/usr/share/argus/models/$([ "$arch" = arm64 ] && echo yolov4-tiny-416-int8 || echo yolov4-tiny-416).toml")
   [ "$arch" = arm64 ] && args+=(--onnxruntime "$root/usr/lib/argus/libonnxruntime.so")
   env -u ARGUS_CONFIG scripts/qemu-run.sh "$root/usr/bin/argus" "${args[@]}" serve >"$root/argus.log" 2>&1 &
   pid=$!

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-scripts/make-model.sh >/dev/null
+scripts/make-model.sh --model yolov4-tiny --int8 >/dev/null
 ARGUS_ONNXRUNTIME="$(scripts/fetch-onnxruntime.sh)"
 export ARGUS_ONNXRUNTIME
 exec cargo run --release --locked -- --demo "$@"

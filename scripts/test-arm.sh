@@ -46,8 +46,12 @@ esac
 # The memory tests (memory::) read the peak RSS of the `argus` process: under emulation that is
 # qemu's, and their login floods take minutes of emulated Argon2; they too run natively. So
 # do the decoder's peak-allocation and camera-size checks (they encode and decode 4K and 12 MP
-# pictures: 12 s and 4 s natively).
+# pictures: 12 s and 4 s natively). The detection clips (detect_clips::: every analysed frame of
+# 720p and night clips, at three phases, hundreds of inferences) and the appearing person through
+# the whole pipeline in real time are left out for the same reason as the walks.
 skips=(
+  detect_clips::
+  pipeline::a_person_who_appears_is_one_event_with_her_box_and_a_flash_is_none
   ai::image::tests::the_estimate_bounds_what_a_decode_allocates
   ai::image::tests::camera_sized_images_fit_the_budget
   memory::a_login_flood_from_100_addresses_costs_a_few_hashes_of_memory_and_leaves_login_working
@@ -67,6 +71,7 @@ skips=(
   detect::finds_the_person_the_dog_and_the_vehicles
   detect::an_empty_scene_has_nothing_and_crops_map_back_to_the_frame
   detect::asking_for_cuda_or_tensorrt_without_them_falls_back_to_the_cpu
+  detect::a_yolox_model_is_described_by_configuration_and_finds_the_same_objects
   pipeline::a_missing_model_stops_start_up_naming_it_or_runs_motion_only_when_asked
 )
 skip_args=()

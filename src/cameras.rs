@@ -23,7 +23,7 @@ use crate::video::decode::{H264Decoder, Picture};
 use crate::video::jpeg::{encode_picture, Frame420, SNAPSHOT_MAX_WIDTH};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -39,6 +39,10 @@ const CHECK_AFTER: Duration = Duration::from_secs(3);
 const TRACK_MIN_SCORE: f32 = 0.3;
 /// A track's best frame replaces its event's snapshot when the track ends, or after this long.
 const IMPROVE_AFTER_MS: u64 = 10_000;
+/// While the detector has an unconfirmed candidate, this many following decoded frames are
+/// analysed at the camera's frame rate instead of the analysis rate, so the confirming run
+/// comes one frame later instead of one analysis interval later.
+const BURST_FRAMES: u32 = 1;
 
 /// The live state of a camera, shown in the camera JSON and sent on `/ws`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -401,6 +405,8 @@ struct Best {
 /// A camera's object tracking state.
 struct Objects {
     tracker: Tracker<Option<Best>>,
+    /// Frames the analysis thread should analyse at once (a candidate waits for confirmation).
+    burst: Arc<AtomicU32>,
     epoch: Instant,
     last_motion_event: Option<Instant>,
     /// Tracks whose best frame was already written to their event.
@@ -411,6 +417,7 @@ impl Default for Objects {
     fn default() -> Self {
         Objects {
             tracker: Tracker::default(),
+            burst: Arc::new(AtomicU32::new(0)),
             epoch: Instant::now(),
             last_motion_event: None,
             improved: Default::default(),
@@ -431,6 +438,8 @@ struct Analysis {
     detector: Arc<DetectorService>,
     /// The filter names an object class (not only `motion`): run the detector.
     wants_objects: bool,
+    /// Set by the camera's task while a candidate waits for confirmation (see [`BURST_FRAMES`]).
+    burst: Arc<AtomicU32>,
 }
 
 async fn stream(
@@ -455,6 +464,7 @@ async fn stream(
         camera: Arc::from(row.id.as_str()),
         detector: state.detector.clone(),
         wants_objects: row.object_filter.iter().any(|c| c != "motion"),
+        burst: objects.burst.clone(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("analyse-{}", &row.id[..8.min(row.id.len())]))
@@ -618,7 +628,12 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
             window_start = now;
             window_frames = 0;
         }
-        if last_analysed.is_some_and(|t| now.duration_since(t) < min_interval) {
+        // A candidate waiting for confirmation: this frame is analysed whatever the rate.
+        let burst = cfg
+            .burst
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !burst && last_analysed.is_some_and(|t| now.duration_since(t) < min_interval) {
             return;
         }
         last_analysed = Some(now);
@@ -633,10 +648,12 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
         }
         if !r.motion {
             // Motion stopped: look at the last regions once more, so objects that left end
-            // their tracks and those that stayed are confirmed.
+            // their tracks and those that stayed are confirmed. A burst frame looks there at
+            // once (the candidate stood still).
             if let (Some(pool), Some((at, regions, checked))) = (pool, episode.as_mut()) {
-                if !*checked && now.duration_since(*at) >= CHECK_AFTER {
-                    *checked = true;
+                let check = !*checked && now.duration_since(*at) >= CHECK_AFTER;
+                if burst || check {
+                    *checked |= check;
                     submit(
                         pool,
                         &cfg,
@@ -803,40 +820,72 @@ async fn on_detections(
         boxes: serde_json::Value::Array(event_boxes.clone()),
     });
     let up = objects.tracker.update(now, &obs, &covered, min, &payload);
+    // A new candidate: look again on the next decoded frame instead of the next analysis slot.
+    let fresh = objects
+        .tracker
+        .tracks()
+        .iter()
+        .any(|t| !t.confirmed && t.first_seen == now);
+    objects
+        .burst
+        .store(if fresh { BURST_FRAMES } else { 0 }, Ordering::Relaxed);
 
     if !up.started.is_empty() {
-        let new: Vec<(u64, &'static str, f32)> = objects
+        // Confirmed tracks, best first. Each was seen at least once at or above the minimum
+        // score; the event shows the frame of the main track's best sighting with that
+        // frame's boxes, so it is never without the box of what it announces.
+        let mut new: Vec<(u64, &'static str, f32, Option<Best>)> = objects
             .tracker
             .tracks()
             .iter()
             .filter(|t| up.started.contains(&t.id))
-            .map(|t| (t.id, t.kind, t.best_score))
+            .map(|t| (t.id, t.kind, t.best_score, t.best.clone()))
             .collect();
-        let main = new
-            .iter()
-            .min_by_key(|(_, k, _)| rank(k))
-            .map(|(_, k, _)| *k)
-            .unwrap_or("person");
-        let mut kinds: Vec<&'static str> = strong.iter().map(|o| o.kind).collect();
+        new.sort_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(b.2.total_cmp(&a.2)));
+        let main = new[0].1;
+        let score = new[0].2;
+        let best = new[0].3.clone().unwrap_or_else(|| Best {
+            frame: frame.clone(),
+            boxes: serde_json::Value::Array(event_boxes.clone()),
+        });
+        let shown: Vec<(&str, f32, [f32; 4])> = best
+            .boxes
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| {
+                        let f = |k: &str| b[k].as_f64().map(|v| v as f32);
+                        Some((
+                            b["label"].as_str()?,
+                            f("score")?,
+                            [f("x")?, f("y")?, f("width")?, f("height")?],
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut kinds: Vec<&'static str> = new.iter().map(|n| n.1).collect();
+        kinds.extend(
+            shown
+                .iter()
+                .filter_map(|(l, _, _)| PRIORITY.iter().find(|k| *k == l).copied()),
+        );
         kinds.sort_by_key(|k| rank(k));
         kinds.dedup();
-        let score = new
-            .iter()
-            .filter(|(_, k, _)| *k == main)
-            .map(|(_, _, s)| *s)
-            .fold(0.0f32, f32::max);
         let confidence = (score * 100.0).round().clamp(0.0, 100.0) as u8;
-        let jpeg = encode(frame.clone()).await;
+        let event_frame = best.frame.clone();
+        let event_boxes = best.boxes.clone();
+        let jpeg = encode(event_frame).await;
         let now_ms = state.clock.now_ms();
         // The cloud description (if any) follows the event; decide before storing it so it is
         // stored as pending.
         let describe = jpeg.is_some() && state.describer.admit(state, &row.id).await.is_ok();
-        let seen: Vec<crate::ai::SeenObject> = strong
+        let seen: Vec<crate::ai::SeenObject> = shown
             .iter()
-            .map(|o| crate::ai::SeenObject {
-                label: o.kind.to_string(),
-                score: o.det.score,
-                bbox: Some([o.det.x, o.det.y, o.det.width, o.det.height]),
+            .map(|(label, score, bbox)| crate::ai::SeenObject {
+                label: label.to_string(),
+                score: *score,
+                bbox: Some(*bbox),
             })
             .collect();
         let ev = EventRow {
@@ -846,7 +895,7 @@ async fn on_detections(
             detection_type: main.into(),
             confidence,
             objects_detected: kinds.iter().map(|k| k.to_string()).collect(),
-            bounding_boxes: serde_json::Value::Array(event_boxes),
+            bounding_boxes: event_boxes,
             source_type: row.camera_type.as_str().into(),
             created_at: now_ms,
             description_pending: describe,
@@ -870,7 +919,7 @@ async fn on_detections(
                     );
                 }
                 tracing::info!(camera.id = %row.id, event.id = %e.id, detection = main, confidence, objects = new.len(), "object event");
-                for (id, _, s) in &new {
+                for (id, _, s, _) in &new {
                     if let Some(t) = objects.tracker.get_mut(*id) {
                         t.announced = Some((e.id.clone(), *s));
                     }

@@ -70,7 +70,7 @@ pub struct DetectorSection {
     pub enabled: bool,
     /// The model description (TOML beside the `.onnx`). Default: the first found of
     /// `<exe dir>/models/`, `<exe dir>/../share/argus/models/`, `/usr/share/argus/models/`,
-    /// `./models/`, each with `yolov3-tiny-416.toml`.
+    /// `./models/`, each with `yolov4-tiny-416-int8.toml` (`yolov4-tiny-416.toml` on armv7).
     pub model: Option<PathBuf>,
     /// The ONNX Runtime shared library. Default: `$ORT_DYLIB_PATH`, else the first found of
     /// `<exe dir>/libonnxruntime.so`, `<exe dir>/../lib/argus/libonnxruntime.so`,

@@ -6,8 +6,11 @@
 //! isolated noise never counts. A frame whose change covers most of the picture is a lighting
 //! change: the background is reset and no motion is reported. Motion is the share of changed
 //! cells inside the enabled zones (the whole frame when there are none), compared with the
-//! camera's sensitivity (low 5 %, medium 2 %, high 0.5 %). Connected changed regions become
-//! boxes for the object detector.
+//! camera's sensitivity (low 5 %, medium 2 %, high 0.5 %), and judged per region as well: one
+//! compact connected region (a small person far away, 1/6 of the frame high, is about 1 % of
+//! the frame) counts on its own when it has at least [`region_cells`] cells and fills at least
+//! [`REGION_FILL`] of its bounding box, while scattered changes of the same total do not.
+//! Connected changed regions become boxes for the object detector.
 
 use crate::model::{Point, Zone};
 
@@ -21,6 +24,17 @@ const LIGHTING_CHANGE: f32 = 0.55;
 const WARMUP_FRAMES: u32 = 3;
 /// A region needs at least this many cells to become a box.
 const MIN_BOX_CELLS: usize = 4;
+/// A region counts as motion on its own only when its cells fill at least this share of its
+/// bounding box (a walking person fills 40-90 %; a line of flicker along an edge much less).
+pub const REGION_FILL: f32 = 0.3;
+
+/// Cells a single compact region needs to count as motion on its own, for a sensitivity
+/// threshold (share of the frame): an eighth of the whole-frame threshold's cells on the
+/// analysis grid (about 14,000 cells for 16:9), at least 9 cells (3x3). High: 9 cells, medium
+/// 36, low 90 on a 160x90 grid.
+pub fn region_cells(threshold: f32, grid_cells: usize) -> usize {
+    ((threshold * grid_cells as f32 / 8.0).round() as usize).max(9)
+}
 
 /// A motion region in normalised coordinates (0..1, origin top left).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -37,6 +51,8 @@ pub struct MotionResult {
     /// Changed share of the watched area (0..1).
     pub fraction: f32,
     pub motion: bool,
+    /// Share of the watched area covered by the largest compact region (0..1).
+    pub region: f32,
     pub lighting_change: bool,
 }
 
@@ -61,6 +77,11 @@ pub struct MotionDetector {
     mask: Vec<bool>,
     mask_cells: usize,
     frames: u32,
+    /// Connected regions of the last analysed frame: (cells, box), largest first.
+    blobs: Vec<(usize, MotionBox)>,
+    /// Flood-fill scratch.
+    seen: Vec<bool>,
+    stack: Vec<usize>,
 }
 
 fn point_in_polygon(px: f32, py: f32, poly: &[Point]) -> bool {
@@ -101,6 +122,9 @@ impl MotionDetector {
             mask: Vec::new(),
             mask_cells: 0,
             frames: 0,
+            blobs: Vec::new(),
+            seen: Vec::new(),
+            stack: Vec::new(),
         }
     }
 
@@ -116,6 +140,8 @@ impl MotionDetector {
         self.diff = vec![0; n];
         self.changed = vec![0; n];
         self.kept = vec![false; n];
+        self.seen = vec![false; n];
+        self.blobs.clear();
         self.mask = (0..n)
             .map(|i| {
                 if self.zones.is_empty() {
@@ -177,6 +203,7 @@ impl MotionDetector {
         }
         self.downscale(y, stride);
         let n = self.cur.len();
+        self.blobs.clear();
         if self.frames == 0 {
             for i in 0..n {
                 self.bg[i] = (self.cur[i] as u16) << 4;
@@ -263,25 +290,47 @@ impl MotionDetector {
             *b = (old + step).clamp(0, 255 << 4) as u16;
         }
         self.frames += 1;
-        let motion = self.frames > WARMUP_FRAMES && fraction >= self.threshold;
+        self.find_regions();
+        let need = region_cells(self.threshold, self.mask_cells);
+        let compact = self
+            .blobs
+            .iter()
+            .filter(|(cells, b)| {
+                let area = b.width * self.gw as f32 * b.height * self.gh as f32;
+                *cells >= need && *cells as f32 >= REGION_FILL * area
+            })
+            .map(|(cells, _)| *cells)
+            .max()
+            .unwrap_or(0);
+        let region = if self.mask_cells == 0 {
+            0.0
+        } else {
+            compact as f32 / self.mask_cells as f32
+        };
+        let motion = self.frames > WARMUP_FRAMES && (fraction >= self.threshold || compact > 0);
         MotionResult {
             fraction,
             motion,
+            region,
             lighting_change: false,
         }
     }
 
     /// Bounding boxes of the connected changed regions of the last analysed frame inside the
-    /// zones, largest first. Computed on demand: only frames that become events need them.
+    /// zones, largest first (at most 16).
     pub fn boxes(&self) -> Vec<MotionBox> {
-        self.regions(&self.kept)
+        self.blobs.iter().map(|(_, b)| *b).take(16).collect()
     }
 
-    fn regions(&self, kept: &[bool]) -> Vec<MotionBox> {
+    /// Connected regions of changed cells inside the zones, into `self.blobs`.
+    fn find_regions(&mut self) {
         let (gw, gh) = (self.gw, self.gh);
-        let mut seen = vec![false; kept.len()];
-        let mut out: Vec<(usize, MotionBox)> = Vec::new();
-        let mut stack = Vec::new();
+        let kept = &self.kept;
+        let seen = &mut self.seen;
+        seen.iter_mut().for_each(|s| *s = false);
+        let stack = &mut self.stack;
+        let out = &mut self.blobs;
+        out.clear();
         for start in 0..kept.len() {
             if !kept[start] || seen[start] || !self.mask[start] {
                 continue;
@@ -311,7 +360,7 @@ impl MotionDetector {
                         continue;
                     }
                     let j = ny as usize * gw + nx as usize;
-                    if kept[j] && !seen[j] {
+                    if kept[j] && !seen[j] && self.mask[j] {
                         seen[j] = true;
                         stack.push(j);
                     }
@@ -330,7 +379,6 @@ impl MotionDetector {
             }
         }
         out.sort_by_key(|c| std::cmp::Reverse(c.0));
-        out.into_iter().map(|(_, b)| b).take(16).collect()
     }
 }
 
@@ -464,6 +512,69 @@ mod tests {
             }),
         );
         assert!(res[15].motion);
+    }
+
+    /// A noisy 1280x720 scene with bright rectangles (x, y, w, h) drawn on it.
+    fn hd(seed: u32, rects: &[(usize, usize, usize, usize)]) -> Vec<u8> {
+        let (w, h) = (1280, 720);
+        let mut f = frame(w, h, seed, 0, None);
+        for &(rx, ry, rw, rh) in rects {
+            for y in ry..(ry + rh).min(h) {
+                for x in rx..(rx + rw).min(w) {
+                    f[y * w + x] = 235;
+                }
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn a_small_far_person_is_motion_but_scattered_changes_of_the_same_size_are_not() {
+        // 40x120 px (1/6 of 720p high, about 0.5 % of the frame) walking: below the medium
+        // whole-frame threshold (2 %), but one compact region.
+        let mut d = MotionDetector::new(0.02, &[]);
+        let res: Vec<MotionResult> = (0..14u32)
+            .map(|i| {
+                let person = (i >= 10).then_some((300 + i as usize * 12, 400, 40, 120));
+                d.analyse(&hd(i, person.as_slice()), 1280, 720, 1280)
+            })
+            .collect();
+        assert!(res[..10].iter().all(|r| !r.motion));
+        let r = &res[13];
+        assert!(r.motion && r.fraction < 0.02 && r.region > 0.0, "{r:?}");
+        let b = d.boxes()[0];
+        assert!(
+            (b.x * 1280.0 - 420.0).abs() < 60.0 && (b.height * 720.0 - 120.0).abs() < 30.0,
+            "{b:?}"
+        );
+        // The same changed area as many small spots (24x24 px each, a few cells): no motion.
+        let mut d = MotionDetector::new(0.02, &[]);
+        let res: Vec<MotionResult> = (0..14u32)
+            .map(|i| {
+                let spots: Vec<_> = if i >= 10 {
+                    (0..10)
+                        .map(|k| (100 + k * 110 + i as usize * 3, 80 + (k % 4) * 150, 24, 24))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                d.analyse(&hd(i, &spots), 1280, 720, 1280)
+            })
+            .collect();
+        assert!(
+            res.iter().all(|r| !r.motion),
+            "{:?}",
+            res.iter()
+                .map(|r| (r.fraction, r.region))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn region_size_follows_the_sensitivity() {
+        assert_eq!(region_cells(0.005, 14_400), 9);
+        assert_eq!(region_cells(0.02, 14_400), 36);
+        assert_eq!(region_cells(0.05, 14_400), 90);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! On-device object detection. A YOLO-family model described by a small TOML file beside it
-//! ([`ModelSpec`]) runs on an inference [`Backend`] (ONNX Runtime through `ort`, or the pure-Rust
+//! On-device object detection. A YOLO-family model (darknet-style YOLOv3/v4-tiny with the decode
+//! in the graph, or anchor-free YOLOX) described by a small TOML file beside it ([`ModelSpec`])
+//! runs on an inference [`Backend`] (ONNX Runtime through `ort`, or the pure-Rust
 //! fallback on targets without an ONNX Runtime build); [`Detector`] wraps a backend with the
 //! model-independent parts: preparing a picture or a motion region (`preprocess`), decoding the
 //! output with per-class NMS (`postprocess`), and the COCO class to detection type mapping.
@@ -14,8 +15,8 @@ pub mod service;
 pub mod track;
 
 use crate::video::decode::Picture;
-use postprocess::{decode, Detection};
-use preprocess::{fill_tensor, Region};
+use postprocess::{decode, yolox_to_pixels, Detection};
+use preprocess::{fill_tensor_as, InputFormat, Region};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,50 @@ pub enum DetectError {
     Unsupported(String),
 }
 
+/// Channel order of the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Channels {
+    #[default]
+    Rgb,
+    Bgr,
+}
+
+/// Value range of the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Normalise {
+    /// Pixel / 255.
+    #[serde(rename = "0..1")]
+    Unit,
+    /// Pixel values as they are.
+    #[serde(rename = "0..255")]
+    Byte,
+}
+
+/// Where the picture sits in the square input when it is letterboxed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Letterbox {
+    /// Centred, padding on both sides (darknet).
+    #[default]
+    Centre,
+    /// In the top-left corner, padding right and below (YOLOX).
+    TopLeft,
+}
+
+/// Layout of the model's output rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OutputFormat {
+    /// Rows of cx, cy, w, h (input pixels), objectness, class scores (sigmoided): the YOLO
+    /// decode is in the graph (`scripts/darknet2onnx.py`).
+    #[serde(rename = "yolo-cxcywh-obj-cls")]
+    YoloCxcywhObjCls,
+    /// YOLOX: one row per grid cell of each stride (row-major, strides in order), columns raw
+    /// x, y offsets and log w, h in cells, then objectness and class scores (sigmoided).
+    #[serde(rename = "yolox")]
+    Yolox,
+}
+
 /// The model description (`models/<model>.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,13 +92,21 @@ pub struct ModelSpec {
     pub input_size: usize,
     /// Only `nchw` is supported.
     pub layout: String,
-    /// Only `0..1` (RGB scaled to 0..1) is supported.
-    pub normalise: String,
-    /// Grey level of letterbox padding (0..1).
+    /// `rgb` (the default) or `bgr`.
+    #[serde(default)]
+    pub channels: Channels,
+    /// `0..1` (pixel / 255) or `0..255`.
+    pub normalise: Normalise,
+    /// `centre` (the default) or `top-left`.
+    #[serde(default)]
+    pub letterbox: Letterbox,
+    /// Value of letterbox padding, in the input's range (0.5 for `0..1`, 114 for YOLOX).
     pub letterbox_pad: f32,
     pub output_name: String,
-    /// Only `yolo-cxcywh-obj-cls`: rows of cx, cy, w, h (input pixels), objectness, class scores.
-    pub output_format: String,
+    pub output_format: OutputFormat,
+    /// Grid strides of a `yolox` output, in row order (e.g. `[8, 16, 32]`).
+    #[serde(default)]
+    pub strides: Vec<usize>,
     /// Label file, one class name per line, relative to the description.
     pub labels: PathBuf,
     pub num_classes: usize,
@@ -67,13 +120,20 @@ impl ModelSpec {
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut spec: ModelSpec = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        if spec.layout != "nchw"
-            || spec.normalise != "0..1"
-            || spec.output_format != "yolo-cxcywh-obj-cls"
+        if spec.layout != "nchw" {
+            return Err(err("supported: layout nchw".into()));
+        }
+        if spec.output_format == OutputFormat::Yolox
+            && (spec.strides.is_empty()
+                || spec
+                    .strides
+                    .iter()
+                    .any(|s| *s == 0 || !spec.input_size.is_multiple_of(*s)))
         {
-            return Err(err(
-                "supported: layout nchw, normalise 0..1, output_format yolo-cxcywh-obj-cls".into(),
-            ));
+            return Err(err(format!(
+                "a yolox output needs `strides` that divide the input size {} (e.g. [8, 16, 32])",
+                spec.input_size
+            )));
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         spec.file = dir.join(&spec.file);
@@ -92,6 +152,18 @@ impl ModelSpec {
             )));
         }
         Ok((spec, labels))
+    }
+
+    /// How pictures are written into the input tensor.
+    pub fn input_format(&self) -> InputFormat {
+        InputFormat {
+            bgr: self.channels == Channels::Bgr,
+            scale: match self.normalise {
+                Normalise::Unit => 1.0 / 255.0,
+                Normalise::Byte => 1.0,
+            },
+            pad: self.letterbox_pad,
+        }
     }
 }
 
@@ -182,12 +254,27 @@ impl Detector {
         min_score: f32,
     ) -> Result<Vec<Detection>, DetectError> {
         let size = self.spec.input_size;
+        let mut region = region;
+        if self.spec.letterbox == Letterbox::TopLeft {
+            // A letterboxed region overhangs the frame on both sides: put the frame at its
+            // top-left corner instead. Crops inside the frame are unchanged.
+            if region.side > p.width as f32 {
+                region.x = 0.0;
+            }
+            if region.side > p.height as f32 {
+                region.y = 0.0;
+            }
+        }
         let mut input = std::mem::take(&mut self.input);
-        let place = fill_tensor(p, region, size, &mut input);
+        let place = fill_tensor_as(p, region, size, &mut input, &self.spec.input_format());
         let output = self.backend.infer(&input);
         self.input = input;
+        let mut output = output?;
+        if self.spec.output_format == OutputFormat::Yolox {
+            yolox_to_pixels(&mut output, size, &self.spec.strides, self.spec.num_classes)?;
+        }
         Ok(decode(
-            &output?,
+            &output,
             self.spec.num_classes,
             &place,
             min_score,

@@ -61,6 +61,12 @@ impl OnnxBackend {
         let mut builder = ort::session::Session::builder(env)
             .map_err(merr)?
             .with_intra_threads(threads.max(1))
+            .map_err(|e| merr(e.into()))?
+            // The memory pattern plans one block for all of a run's intermediate tensors, kept
+            // in the arena between runs; without it the arena reuses freed tensors' chunks within
+            // a run: about 3 MB less with four cameras (scripts/bench-memory.sh), inference time
+            // within the noise of `cargo bench --bench detect`.
+            .with_memory_pattern(false)
             .map_err(|e| merr(e.into()))?;
         let mut name = "onnxruntime-cpu".to_string();
         let accel = match ep {

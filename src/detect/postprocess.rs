@@ -101,6 +101,42 @@ pub fn decode(
     nms(out, nms_iou)
 }
 
+/// Turns YOLOX rows (one per grid cell of each stride, row-major, strides in order; columns
+/// x, y offsets in cells, log w, h in cells, objectness, class scores) into the rows [`decode`]
+/// reads: cx, cy, w, h in input pixels. Fails when the row count does not match the grids.
+pub fn yolox_to_pixels(
+    output: &mut [f32],
+    input: usize,
+    strides: &[usize],
+    num_classes: usize,
+) -> Result<(), super::DetectError> {
+    let row = 5 + num_classes;
+    let cells: usize = strides.iter().map(|s| (input / s) * (input / s)).sum();
+    if output.len() != cells * row {
+        return Err(super::DetectError::Inference(format!(
+            "a yolox output of {} values is not {cells} rows of {row} for strides {strides:?}",
+            output.len()
+        )));
+    }
+    let mut rows = output.chunks_exact_mut(row);
+    for &stride in strides {
+        let n = input / stride;
+        let s = stride as f32;
+        for gy in 0..n {
+            for gx in 0..n {
+                let Some(r) = rows.next() else {
+                    return Ok(());
+                };
+                r[0] = (r[0] + gx as f32) * s;
+                r[1] = (r[1] + gy as f32) * s;
+                r[2] = r[2].min(20.0).exp() * s;
+                r[3] = r[3].min(20.0).exp() * s;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Share of a box's area that must lie inside a better box of the same class for it to be taken
 /// as a part of that object (a head, legs) rather than another object.
 pub const CONTAINED: f32 = 0.7;
@@ -190,6 +226,21 @@ mod tests {
         );
         assert!((d[0].width - 0.125).abs() < 1e-5 && (d[0].height - 0.5).abs() < 1e-5);
         assert_eq!(d[1].class, 1);
+    }
+
+    #[test]
+    fn yolox_rows_become_pixels() {
+        // Input 32, strides 16 and 32: a 2x2 grid then a 1x1 grid, one class.
+        let mut out = vec![0f32; 5 * 6];
+        // Cell (col 1, row 0) of stride 16: x offset 0.5, y 0.25, w = e^0 cells, h = e^ln2.
+        out[6..12].copy_from_slice(&[0.5, 0.25, 0.0, 2f32.ln(), 0.9, 0.8]);
+        // The stride-32 cell.
+        out[24..30].copy_from_slice(&[0.5, 0.5, 0.0, 0.0, 0.1, 0.1]);
+        yolox_to_pixels(&mut out, 32, &[16, 32], 1).unwrap();
+        assert_eq!(&out[6..10], &[24.0, 4.0, 16.0, 32.0]);
+        assert_eq!(&out[24..28], &[16.0, 16.0, 32.0, 32.0]);
+        // A row count that does not match the grids is an error, not a guess.
+        assert!(yolox_to_pixels(&mut out[..24], 32, &[16, 32], 1).is_err());
     }
 
     #[test]

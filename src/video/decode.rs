@@ -25,6 +25,9 @@ pub struct Picture<'a> {
     pub v: &'a [u8],
     pub y_stride: usize,
     pub uv_stride: usize,
+    /// Luma and chroma span 0-255 (JPEG/JFIF) instead of BT.601 video range (16-235/240, what
+    /// H.264 cameras send; the SPS's full-range flag is not read).
+    pub full_range: bool,
 }
 
 /// Counters for status and tests.
@@ -54,6 +57,7 @@ fn picture<'a>(p: &'a impl YUVSource) -> Picture<'a> {
         v: p.v(),
         y_stride: ys,
         uv_stride: us,
+        full_range: false,
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Frame420 {
     pub y: Vec<u8>,
     pub u: Vec<u8>,
     pub v: Vec<u8>,
+    /// 0-255 levels (decoded from a JPEG) rather than video range (see [`Picture`]).
+    pub full_range: bool,
 }
 
 impl Frame420 {
@@ -55,6 +57,7 @@ impl Frame420 {
             v: &self.v,
             y_stride: self.width,
             uv_stride: self.width.div_ceil(2),
+            full_range: self.full_range,
         }
     }
 
@@ -74,6 +77,7 @@ impl Frame420 {
             y: copy(p.y, p.y_stride, p.width, p.height),
             u: copy(p.u, p.uv_stride, cw, ch),
             v: copy(p.v, p.uv_stride, cw, ch),
+            full_range: p.full_range,
         }
     }
 
@@ -86,6 +90,7 @@ impl Frame420 {
             y: vec![0; width * height],
             u: vec![0; chroma],
             v: vec![0; chroma],
+            full_range: false,
         }
     }
 
@@ -128,6 +133,8 @@ impl Frame420 {
         }
         let cw = width.div_ceil(2);
         let mut f = Frame420::black(width, height);
+        // JFIF: YCbCr over the full 0-255 range.
+        f.full_range = true;
         for row in 0..height {
             for x in 0..width {
                 let i = (row * width + x) * 3;
@@ -221,6 +228,7 @@ mod tests {
                 .collect(),
             u: vec![100; cw * ch],
             v: vec![160; cw * ch],
+            full_range: false,
         }
     }
 

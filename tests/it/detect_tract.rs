@@ -7,9 +7,9 @@
 //! which has none (there these tests run under qemu-arm).
 
 use crate::detect::{image, named, person_box};
-use crate::support::model_toml;
 #[cfg(not(target_arch = "arm"))]
 use crate::support::ort_lib;
+use crate::support::tract_model_toml as model_toml;
 use argus::detect::preprocess::whole_frame;
 use argus::detect::{BackendKind, Detector, ExecutionProvider, LoadOptions};
 use std::path::PathBuf;
@@ -82,7 +82,7 @@ fn tract_reports_a_missing_model_with_its_path() {
     .err()
     .expect("no model file");
     let message = err.to_string();
-    assert!(message.contains("yolov3-tiny-416.onnx"), "{message}");
+    assert!(message.contains("yolov4-tiny-416.onnx"), "{message}");
 }
 
 /// Largest difference allowed between the two runtimes' box coordinates, in pixels of the

@@ -8,6 +8,8 @@ mod capture;
 mod cli;
 mod describe;
 mod detect;
+mod detect_clips;
+mod detect_geometry;
 #[cfg(feature = "tract")]
 mod detect_tract;
 mod errors;

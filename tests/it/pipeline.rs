@@ -53,6 +53,7 @@ async fn the_demo_clip_makes_one_person_event_for_one_walk() {
     let (_, page) = app.get("/api/v1/events", &admin).await;
     let e = &page["items"][0];
     assert_eq!(e["detection_type"], json!("person"), "{e}");
+    assert_boxed(e);
     assert_eq!(e["source_type"], json!("file"));
     assert!(e["objects_detected"]
         .as_array()
@@ -150,13 +151,20 @@ async fn a_missing_model_stops_start_up_naming_it_or_runs_motion_only_when_asked
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     let spec = std::fs::read_to_string(model_toml()).unwrap();
-    std::fs::write(bad.join("model.toml"), spec).unwrap();
+    std::fs::write(bad.join("model.toml"), &spec).unwrap();
     std::fs::copy(
         model_toml().with_file_name("coco.names"),
         bad.join("coco.names"),
     )
     .unwrap();
-    std::fs::write(bad.join("yolov3-tiny-416.onnx"), b"not a model").unwrap();
+    // The file the description names, not an ONNX model.
+    let file = spec
+        .lines()
+        .find_map(|l| l.strip_prefix("file = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("the description names its file")
+        .to_string();
+    std::fs::write(bad.join(&file), b"not a model").unwrap();
     let mut cfg = argus::config::Config::for_data_dir(&dir.path().join("data1"));
     with_detector(&mut cfg);
     cfg.detector.model = Some(bad.join("model.toml"));
@@ -166,7 +174,7 @@ async fn a_missing_model_stops_start_up_naming_it_or_runs_motion_only_when_asked
         .expect_err("start-up fails");
     assert!(
         err.to_string()
-            .contains(&bad.join("yolov3-tiny-416.onnx").display().to_string()),
+            .contains(&bad.join(&file).display().to_string()),
         "{err}"
     );
 
@@ -206,4 +214,65 @@ async fn a_missing_model_stops_start_up_naming_it_or_runs_motion_only_when_asked
     )
     .await;
     wait_health(&app, 20, |h| h["motion_events"].as_u64() >= Some(1)).await;
+}
+
+/// Every object event carries the box of what it announces, and its type among its objects.
+fn assert_boxed(e: &Value) {
+    let kind = e["detection_type"].as_str().unwrap();
+    let objects = e["objects_detected"].as_array().unwrap();
+    assert!(objects.contains(&json!(kind)), "{e}");
+    let boxes = e["bounding_boxes"].as_array().unwrap();
+    let b = boxes
+        .iter()
+        .find(|b| b["label"] == json!(kind))
+        .unwrap_or_else(|| panic!("an object event without its box: {e}"));
+    assert!(b["score"].as_f64().unwrap() >= 0.5, "{e}");
+    assert!(b["width"].as_f64().unwrap() > 0.0 && b["height"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_who_appears_is_one_event_with_her_box_and_a_flash_is_none() {
+    let app = TestApp::start_with(with_detector).await;
+    let admin = app.admin_token().await;
+    // Loops every 5 s: 2 s of the empty scene, then she stands there for 3 s. The gap is
+    // shorter than a track's lost time, so each loop is the same person.
+    let (s, cam) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Door", "type": "file", "file_path": data("appear-640x360.h264"), "frame_rate": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    // And a camera where a person is there for one frame of every 3 s, every frame analysed.
+    let (s, flash) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Flash", "type": "file", "file_path": data("flash-640x360.h264"), "frame_rate": 15}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{flash}");
+    wait_health(&app, 30, |h| h["object_events"].as_u64() >= Some(1)).await;
+    // Two more loops of both.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (_, page) = app.get("/api/v1/events?limit=50", &admin).await;
+    let items = page["items"].as_array().unwrap();
+    let door: Vec<&Value> = items
+        .iter()
+        .filter(|e| e["camera_id"] == cam["id"])
+        .collect();
+    assert_eq!(door.len(), 1, "one person, one event: {page}");
+    let e = door[0];
+    assert_eq!(e["detection_type"], json!("person"), "{e}");
+    assert_boxed(e);
+    // Her box: x 300-358, y 160-330 of 640x360.
+    let b = &e["bounding_boxes"][0];
+    let x = b["x"].as_f64().unwrap() * 640.0;
+    let h = b["height"].as_f64().unwrap() * 360.0;
+    assert!((x - 300.0).abs() < 25.0 && (h - 170.0).abs() < 35.0, "{b}");
+    assert!(
+        items.iter().all(|e| e["camera_id"] != flash["id"]),
+        "a one-frame flash is no event: {page}"
+    );
 }

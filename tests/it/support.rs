@@ -309,8 +309,20 @@ pub fn ort_lib() -> PathBuf {
 }
 
 /// The shipped model's description (the model itself is made by `scripts/make-model.sh`).
+/// The default model's description (the one the binary picks for this target), or the one
+/// `ARGUS_TEST_MODEL` names (to run the detector tests against another model).
 pub fn model_toml() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/yolov3-tiny-416.toml")
+    match std::env::var_os("ARGUS_TEST_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(argus::detect::service::DEFAULT_MODEL),
+    }
+}
+
+/// What tract runs by default (on armv7): the float YOLOv4-tiny.
+pub fn tract_model_toml() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/yolov4-tiny-416.toml")
 }
 
 /// Switches the real detector on (one worker, two threads).

@@ -32,17 +32,22 @@ ARGUS_CARGO_ENV = \
 ARGUS_CARGO_BUILD_OPTS = --bin argus
 
 ARGUS_PROFILE = $(if $(BR2_ENABLE_DEBUG),debug,release)
-ARGUS_MODEL = yolov3-tiny-416
+# The default detector: YOLOv4-tiny, int8 for ONNX Runtime (aarch64) and float for
+# tract (armv7, where tract's int8 kernels do not agree with ONNX Runtime's); the
+# binary picks the one for its target (src/detect/service.rs), so both are installed.
+ARGUS_MODELS = yolov4-tiny-416-int8 yolov4-tiny-416
 
-# The model is not in git: scripts/make-model.sh makes it. Checked before the
+# The models are not in git: scripts/make-model.sh makes them. Checked before the
 # (long) build rather than at install time.
 define ARGUS_CHECK_MODEL
-	test -f $(@D)/models/$(ARGUS_MODEL).onnx || { \
-		echo "argus: models/$(ARGUS_MODEL).onnx is missing."; \
-		echo "argus: run scripts/make-model.sh in $(ARGUS_SITE) first, then"; \
-		echo "argus: make argus-dirclean all"; \
-		exit 1; }
-	cd $(@D)/models && sha256sum -c $(ARGUS_MODEL).onnx.sha256
+	for m in $(ARGUS_MODELS); do \
+		test -f $(@D)/models/$$m.onnx || { \
+			echo "argus: models/$$m.onnx is missing."; \
+			echo "argus: run scripts/make-model.sh --model yolov4-tiny --int8 in $(ARGUS_SITE) first, then"; \
+			echo "argus: make argus-dirclean all"; \
+			exit 1; }; \
+		(cd $(@D)/models && sha256sum -c $$m.onnx.sha256) || exit 1; \
+	done
 endef
 ARGUS_PRE_BUILD_HOOKS += ARGUS_CHECK_MODEL
 
@@ -78,13 +83,15 @@ ARGUS_PRE_BUILD_HOOKS += ARGUS_VENDOR_CRATES
 define ARGUS_INSTALL_TARGET_CMDS
 	$(INSTALL) -D -m 0755 $(@D)/target/$(RUSTC_TARGET_NAME)/$(ARGUS_PROFILE)/argus \
 		$(TARGET_DIR)/usr/bin/argus
-	test -f $(@D)/models/$(ARGUS_MODEL).onnx || { \
-		echo "argus: models/$(ARGUS_MODEL).onnx is missing: run scripts/make-model.sh"; \
-		exit 1; }
-	$(INSTALL) -D -m 0644 $(@D)/models/$(ARGUS_MODEL).toml \
-		$(TARGET_DIR)/usr/share/argus/models/$(ARGUS_MODEL).toml
-	$(INSTALL) -D -m 0644 $(@D)/models/$(ARGUS_MODEL).onnx \
-		$(TARGET_DIR)/usr/share/argus/models/$(ARGUS_MODEL).onnx
+	for m in $(ARGUS_MODELS); do \
+		test -f $(@D)/models/$$m.onnx || { \
+			echo "argus: models/$$m.onnx is missing: run scripts/make-model.sh --model yolov4-tiny --int8"; \
+			exit 1; }; \
+		$(INSTALL) -D -m 0644 $(@D)/models/$$m.toml \
+			$(TARGET_DIR)/usr/share/argus/models/$$m.toml || exit 1; \
+		$(INSTALL) -D -m 0644 $(@D)/models/$$m.onnx \
+			$(TARGET_DIR)/usr/share/argus/models/$$m.onnx || exit 1; \
+	done
 	$(INSTALL) -D -m 0644 $(@D)/models/coco.names \
 		$(TARGET_DIR)/usr/share/argus/models/coco.names
 	$(INSTALL) -D -m 0644 $(@D)/models/MODELS.md \
