@@ -410,9 +410,10 @@ fn main() {
                 r.images += 1;
                 r.regions += regions.len() as u32;
                 let (w, h) = (p.width as f32, p.height as f32);
-                let found: Vec<Found> = merged
+                // One box per object and detection type, as the appliance keeps them.
+                let found: Vec<Found> = argus::detect::by_type(merged, &det.labels)
                     .iter()
-                    .filter_map(|d| to_found(d, &det.labels, w, h))
+                    .filter_map(|(_, d)| to_found(d, &det.labels, w, h))
                     .collect();
                 notes.extend(score_image(img, &found, &mut r.per_class, &mut r.per_group));
             }

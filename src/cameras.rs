@@ -778,13 +778,8 @@ async fn on_detections(
     let (fw, fh) = (frame.width as f32, frame.height as f32);
     let mut obs = Vec::new();
     let mut event_boxes = Vec::new();
-    for d in detections {
-        let Some(name) = labels.get(d.class) else {
-            continue;
-        };
-        let Some(kind) = crate::detect::detection_type(name) else {
-            continue;
-        };
+    for (kind, d) in crate::detect::by_type(detections, labels) {
+        let name = labels[d.class].as_str();
         if !row.object_filter.iter().any(|c| c == kind) {
             continue;
         }

@@ -316,8 +316,58 @@ pub fn detection_type(coco_name: &str) -> Option<&'static str> {
     })
 }
 
+/// The detections of one frame as the appliance's detection types (best first), one per object:
+/// COCO classes the appliance ignores are dropped, and of boxes of one type that overlap (IoU
+/// above [`NMS_IOU`]) only the best is kept, since NMS runs per COCO class and a van seen as
+/// both `car` and `truck`, or a horse as `horse` and `cow`, is one vehicle or one animal.
+pub fn by_type(mut dets: Vec<Detection>, labels: &[String]) -> Vec<(&'static str, Detection)> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut out: Vec<(&'static str, Detection)> = Vec::with_capacity(dets.len());
+    for d in dets {
+        let Some(kind) = labels.get(d.class).and_then(|n| detection_type(n)) else {
+            continue;
+        };
+        if out.iter().any(|(k, o)| *k == kind && o.iou(&d) > NMS_IOU) {
+            continue;
+        }
+        out.push((kind, d));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_box_per_object_and_type() {
+        use super::{by_type, Detection};
+        let labels: Vec<String> = ["person", "car", "truck", "chair"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let d = |class, score, x| Detection {
+            class,
+            score,
+            x,
+            y: 0.2,
+            width: 0.2,
+            height: 0.2,
+        };
+        let out = by_type(
+            vec![
+                d(2, 0.6, 0.5),
+                d(1, 0.8, 0.51),
+                d(0, 0.7, 0.5),
+                d(3, 0.9, 0.1),
+                d(1, 0.55, 0.1),
+            ],
+            &labels,
+        );
+        let got: Vec<(&str, usize)> = out.iter().map(|(k, d)| (*k, d.class)).collect();
+        // The van as car and truck is one vehicle (the better, car); the person at the same
+        // place stays; the chair is ignored; the other car is another vehicle.
+        assert_eq!(got, vec![("vehicle", 1), ("person", 0), ("vehicle", 1)]);
+    }
+
     #[test]
     fn coco_classes_map_to_detection_types() {
         use super::detection_type as t;

@@ -184,12 +184,10 @@ pub fn run_clip(d: &mut Detector, clip: &str, step: u64, phase: u64) -> ClipRun 
             dets.extend(d.detect(p, *reg, 0.3).unwrap());
         }
         let dets = argus::detect::postprocess::merge(dets, argus::detect::NMS_IOU);
-        let obs: Vec<Observation> = dets
+        let obs: Vec<Observation> = argus::detect::by_type(dets, &d.labels)
             .into_iter()
-            .filter_map(|x| {
-                let kind = argus::detect::detection_type(&d.labels[x.class])?;
-                (kind == "person" || kind == "vehicle").then_some(Observation { kind, det: x })
-            })
+            .filter(|(kind, _)| *kind == "person" || *kind == "vehicle")
+            .map(|(kind, det)| Observation { kind, det })
             .collect();
         let (w, h) = (p.width as f32, p.height as f32);
         let covered: Vec<Area> = regions
