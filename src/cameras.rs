@@ -395,11 +395,26 @@ enum Report {
     },
 }
 
-/// The best frame of a track: the frame and the event boxes seen on it.
+/// The best frame of a track: the frame and the objects of the camera's filter seen on it at or
+/// above the minimum score (the event's boxes).
 #[derive(Clone)]
 struct Best {
     frame: Arc<Frame420>,
-    boxes: serde_json::Value,
+    seen: Arc<[Observation]>,
+}
+
+/// An event's `bounding_boxes` for these objects.
+fn boxes_json(seen: &[Observation], labels: &[String]) -> serde_json::Value {
+    seen.iter()
+        .map(|o| {
+            let d = &o.det;
+            serde_json::json!({
+                "x": d.x, "y": d.y, "width": d.width, "height": d.height,
+                "label": o.kind, "class": labels.get(d.class).map_or("", |n| n.as_str()),
+                "score": (d.score * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect()
 }
 
 /// A camera's object tracking state.
@@ -776,22 +791,12 @@ async fn on_detections(
     let labels = &pool.labels;
     let frame = outcome.frame;
     let (fw, fh) = (frame.width as f32, frame.height as f32);
-    let mut obs = Vec::new();
-    let mut event_boxes = Vec::new();
-    for (kind, d) in crate::detect::by_type(detections, labels) {
-        let name = labels[d.class].as_str();
-        if !row.object_filter.iter().any(|c| c == kind) {
-            continue;
-        }
-        if d.score >= min {
-            event_boxes.push(serde_json::json!({
-                "x": d.x, "y": d.y, "width": d.width, "height": d.height,
-                "label": kind, "class": name, "score": (d.score * 1000.0).round() / 1000.0,
-            }));
-        }
-        obs.push(Observation { kind, det: d });
-    }
-    let strong: Vec<&Observation> = obs.iter().filter(|o| o.det.score >= min).collect();
+    let obs: Vec<Observation> = crate::detect::by_type(detections, labels)
+        .into_iter()
+        .filter(|(kind, _)| row.object_filter.iter().any(|c| c == kind))
+        .map(|(kind, det)| Observation { kind, det })
+        .collect();
+    let strong: Arc<[Observation]> = obs.iter().filter(|o| o.det.score >= min).cloned().collect();
     svc.counters
         .objects
         .fetch_add(strong.len() as u64, Ordering::Relaxed);
@@ -812,7 +817,7 @@ async fn on_detections(
     let now = objects.epoch.elapsed().as_millis() as u64;
     let payload = Some(Best {
         frame: frame.clone(),
-        boxes: serde_json::Value::Array(event_boxes.clone()),
+        seen: strong.clone(),
     });
     let up = objects.tracker.update(now, &obs, &covered, min, &payload);
     // A new candidate: look again on the next decoded frame instead of the next analysis slot.
@@ -841,46 +846,25 @@ async fn on_detections(
         let score = new[0].2;
         let best = new[0].3.clone().unwrap_or_else(|| Best {
             frame: frame.clone(),
-            boxes: serde_json::Value::Array(event_boxes.clone()),
+            seen: strong.clone(),
         });
-        let shown: Vec<(&str, f32, [f32; 4])> = best
-            .boxes
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|b| {
-                        let f = |k: &str| b[k].as_f64().map(|v| v as f32);
-                        Some((
-                            b["label"].as_str()?,
-                            f("score")?,
-                            [f("x")?, f("y")?, f("width")?, f("height")?],
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut kinds: Vec<&'static str> = new.iter().map(|n| n.1).collect();
-        kinds.extend(
-            shown
-                .iter()
-                .filter_map(|(l, _, _)| PRIORITY.iter().find(|k| *k == l).copied()),
-        );
+        kinds.extend(best.seen.iter().map(|o| o.kind));
         kinds.sort_by_key(|k| rank(k));
         kinds.dedup();
         let confidence = (score * 100.0).round().clamp(0.0, 100.0) as u8;
-        let event_frame = best.frame.clone();
-        let event_boxes = best.boxes.clone();
-        let jpeg = encode(event_frame).await;
+        let jpeg = encode(best.frame.clone()).await;
         let now_ms = state.clock.now_ms();
         // The cloud description (if any) follows the event; decide before storing it so it is
         // stored as pending.
         let describe = jpeg.is_some() && state.describer.admit(state, &row.id).await.is_ok();
-        let seen: Vec<crate::ai::SeenObject> = shown
+        let seen: Vec<crate::ai::SeenObject> = best
+            .seen
             .iter()
-            .map(|(label, score, bbox)| crate::ai::SeenObject {
-                label: label.to_string(),
-                score: *score,
-                bbox: Some(*bbox),
+            .map(|o| crate::ai::SeenObject {
+                label: o.kind.to_string(),
+                score: o.det.score,
+                bbox: Some([o.det.x, o.det.y, o.det.width, o.det.height]),
             })
             .collect();
         let ev = EventRow {
@@ -890,7 +874,7 @@ async fn on_detections(
             detection_type: main.into(),
             confidence,
             objects_detected: kinds.iter().map(|k| k.to_string()).collect(),
-            bounding_boxes: event_boxes,
+            bounding_boxes: boxes_json(&best.seen, labels),
             source_type: row.camera_type.as_str().into(),
             created_at: now_ms,
             description_pending: describe,
@@ -968,10 +952,11 @@ async fn on_detections(
             continue;
         }
         let st = state.clone();
+        let boxes = boxes_json(&b.seen, labels);
         tokio::spawn(async move {
             let confidence = (best * 100.0).round().clamp(0.0, 100.0) as u8;
             if let Some(jpeg) = encode(b.frame).await {
-                if let Err(e) = st.improve_event(&eid, confidence, b.boxes, jpeg).await {
+                if let Err(e) = st.improve_event(&eid, confidence, boxes, jpeg).await {
                     tracing::debug!(event.id = %eid, error = ?e, "could not improve a snapshot");
                 }
             }

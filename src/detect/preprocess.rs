@@ -148,6 +148,12 @@ pub fn fill_tensor_as(
         (first, last)
     };
     let (k, pad) = (fmt.scale, fmt.pad);
+    // BT.601: video range from H.264 decoders, full range from JPEGs.
+    let (y0, ky, kr, kgb, kgr, kb) = if p.full_range {
+        (0.0, 1.0, 1.402, 0.344, 0.714, 1.772)
+    } else {
+        (16.0, 1.164, 1.596, 0.392, 0.813, 2.017)
+    };
     for (v, &sy) in ys.iter().enumerate() {
         for (u, &sx) in xs.iter().enumerate() {
             let i = v * input + u;
@@ -159,17 +165,9 @@ pub fn fill_tensor_as(
             }
             let (sx, sy) = (sx as usize, sy as usize);
             let ci = (sy / 2) * p.uv_stride + sx / 2;
-            let (yv, cb, cr) = (
-                p.y[sy * p.y_stride + sx] as f32,
-                p.u[ci] as f32 - 128.0,
-                p.v[ci] as f32 - 128.0,
-            );
-            // BT.601: video range from H.264 decoders, full range from JPEGs.
-            let (yv, kr, kgb, kgr, kb) = if p.full_range {
-                (yv, 1.402, 0.344, 0.714, 1.772)
-            } else {
-                ((yv - 16.0) * 1.164, 1.596, 0.392, 0.813, 2.017)
-            };
+            let yv = (p.y[sy * p.y_stride + sx] as f32 - y0) * ky;
+            let cb = p.u[ci] as f32 - 128.0;
+            let cr = p.v[ci] as f32 - 128.0;
             rp[i] = (yv + kr * cr).clamp(0.0, 255.0) * k;
             gp[i] = (yv - kgb * cb - kgr * cr).clamp(0.0, 255.0) * k;
             bp[i] = (yv + kb * cb).clamp(0.0, 255.0) * k;
