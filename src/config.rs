@@ -51,70 +51,8 @@ impl Default for ProtectSection {
     }
 }
 
-/// What to do when the detector cannot be loaded at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnDetectorError {
-    /// Refuse to start, naming the missing or broken file.
-    Fail,
-    /// Start anyway with every motion an event (no object detection), warn loudly and report
-    /// `degraded` in `/system/health`.
-    MotionOnly,
-}
-
-/// `[detector]`: the on-device object detector.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DetectorSection {
-    /// `false` runs motion-only on purpose: every motion is an event, nothing is degraded.
-    pub enabled: bool,
-    /// The model description (TOML beside the `.onnx`). Default: the first found of
-    /// `<exe dir>/models/`, `<exe dir>/../share/argus/models/`, `/usr/share/argus/models/`,
-    /// `./models/`, each with `yolov4-tiny-416-int8.toml` (`yolov4-tiny-416.toml` on armv7).
-    pub model: Option<PathBuf>,
-    /// The ONNX Runtime shared library. Default: `$ORT_DYLIB_PATH`, else the first found of
-    /// `<exe dir>/libonnxruntime.so`, `<exe dir>/../lib/argus/libonnxruntime.so`,
-    /// `/usr/lib/argus/libonnxruntime.so`, `./target/onnxruntime/<arch>/libonnxruntime.so`.
-    pub runtime: Option<PathBuf>,
-    /// `onnxruntime` (default where it exists) or `tract` (pure Rust; the default on 32-bit
-    /// ARM).
-    pub backend: Option<crate::detect::BackendKind>,
-    /// `cpu` (default), `cuda` or `tensorrt` (Jetson); falls back to CPU with a warning.
-    pub execution_provider: crate::detect::ExecutionProvider,
-    /// Inference threads (each with its own model instance), shared by all cameras.
-    pub workers: usize,
-    /// Threads per inference (default: the machine's cores divided by `workers`, at most 4).
-    pub threads: Option<usize>,
-    /// Frames waiting for the detector, across cameras, beyond which the oldest are dropped.
-    pub queue: usize,
-    pub on_error: OnDetectorError,
-}
-
-impl Default for DetectorSection {
-    fn default() -> Self {
-        DetectorSection {
-            enabled: true,
-            model: None,
-            runtime: None,
-            backend: None,
-            execution_provider: crate::detect::ExecutionProvider::Cpu,
-            workers: 1,
-            threads: None,
-            queue: 16,
-            on_error: OnDetectorError::Fail,
-        }
-    }
-}
-
-impl DetectorSection {
-    /// Detection switched off (motion-only on purpose), for tools and tests that do not need it.
-    pub fn off() -> Self {
-        DetectorSection {
-            enabled: false,
-            ..Default::default()
-        }
-    }
-}
+// `[detector]` is defined beside the detector it configures (no import back into config).
+pub use crate::detect::service::{DetectorSection, OnDetectorError};
 
 /// `[http] body_timeout_secs` by default.
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;

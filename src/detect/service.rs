@@ -1,16 +1,81 @@
-//! The detector as the running appliance holds it: loaded once at start-up from `[detector]`
-//! (model and runtime paths searched in the documented places), the shared worker pool, the
-//! pipeline's counters, and what `/system/health` says about it. When loading fails the
-//! appliance either refuses to start (the default) or, with `on_error = "motion-only"`, runs with
-//! every motion an event and says so loudly.
+//! The detector as the running appliance holds it: its `[detector]` settings (the configuration
+//! file re-exports them), loaded once at start-up from them (model and runtime paths searched in
+//! the documented places), the shared worker pool, the pipeline's counters, and what
+//! `/system/health` says about it. When loading fails the appliance either refuses to start (the
+//! default) or, with `on_error = "motion-only"`, runs with every motion an event and says so
+//! loudly.
 
 use super::pool::Pool;
-use super::{BackendKind, DetectError, Detector, LoadOptions};
-use crate::config::{DetectorSection, OnDetectorError};
-use serde::Serialize;
+use super::{BackendKind, DetectError, Detector, ExecutionProvider, LoadOptions};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use utoipa::ToSchema;
+
+/// What to do when the detector cannot be loaded at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDetectorError {
+    /// Refuse to start, naming the missing or broken file.
+    Fail,
+    /// Start anyway with every motion an event (no object detection), warn loudly and report
+    /// `degraded` in `/system/health`.
+    MotionOnly,
+}
+
+/// `[detector]`: the on-device object detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorSection {
+    /// `false` runs motion-only on purpose: every motion is an event, nothing is degraded.
+    pub enabled: bool,
+    /// The model description (TOML beside the `.onnx`). Default: the first found of
+    /// `<exe dir>/models/`, `<exe dir>/../share/argus/models/`, `/usr/share/argus/models/`,
+    /// `./models/`, each with `yolov4-tiny-416-int8.toml` (`yolov4-tiny-416.toml` on armv7).
+    pub model: Option<PathBuf>,
+    /// The ONNX Runtime shared library. Default: `$ORT_DYLIB_PATH`, else the first found of
+    /// `<exe dir>/libonnxruntime.so`, `<exe dir>/../lib/argus/libonnxruntime.so`,
+    /// `/usr/lib/argus/libonnxruntime.so`, `./target/onnxruntime/<arch>/libonnxruntime.so`.
+    pub runtime: Option<PathBuf>,
+    /// `onnxruntime` (default where it exists) or `tract` (pure Rust; the default on 32-bit
+    /// ARM).
+    pub backend: Option<BackendKind>,
+    /// `cpu` (default), `cuda` or `tensorrt` (Jetson); falls back to CPU with a warning.
+    pub execution_provider: ExecutionProvider,
+    /// Inference threads (each with its own model instance), shared by all cameras.
+    pub workers: usize,
+    /// Threads per inference (default: the machine's cores divided by `workers`, at most 4).
+    pub threads: Option<usize>,
+    /// Frames waiting for the detector, across cameras, beyond which the oldest are dropped.
+    pub queue: usize,
+    pub on_error: OnDetectorError,
+}
+
+impl Default for DetectorSection {
+    fn default() -> Self {
+        DetectorSection {
+            enabled: true,
+            model: None,
+            runtime: None,
+            backend: None,
+            execution_provider: ExecutionProvider::Cpu,
+            workers: 1,
+            threads: None,
+            queue: 16,
+            on_error: OnDetectorError::Fail,
+        }
+    }
+}
+
+impl DetectorSection {
+    /// Detection switched off (motion-only on purpose), for tools and tests that do not need it.
+    pub fn off() -> Self {
+        DetectorSection {
+            enabled: false,
+            ..Default::default()
+        }
+    }
+}
 
 /// The model shipped in `models/`: YOLOv4-tiny, int8 for ONNX Runtime; on armv7, where tract
 /// runs it, the float model (tract's int8 kernels round differently from ONNX Runtime's: scores
