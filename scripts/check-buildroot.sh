@@ -12,7 +12,8 @@
 #      directory, put the files where the binary looks for them; the onnxruntime-bin wheel
 #      (from PyPI, cached) matches the .hash file and its library installs;
 #   e) `systemd-analyze verify` accepts packaging/argus.service;
-#   f) packaging/argus.toml is TOML and uses only keys that src/config.rs defines.
+#   f) packaging/argus.toml is TOML and uses only keys that src/config.rs (and the sections it
+#      re-exports from src/detect/service.rs) defines.
 #
 # Needs python3, make, unzip, systemd-analyze (the Debian package systemd) and PyPI for kconfiglib
 # and the wheel (both cached in target/buildroot-check/). ARGUS_BIN: a real argus binary for the
@@ -507,15 +508,16 @@ ok "systemd-analyze verify: no complaint about argus.service (ExecStart binary: 
 
 # ---------------------------------------------------------------------------------------------
 section "f) default configuration"
-python3 - packaging/argus.toml src/config.rs <<'EOF' || die "packaging/argus.toml: see above"
+python3 - packaging/argus.toml src/config.rs src/detect/service.rs <<'EOF' || die "packaging/argus.toml: see above"
 import re, sys, tomllib
 cfg = tomllib.load(open(sys.argv[1], "rb"))
-src = open(sys.argv[2]).read()
+# src/config.rs re-exports the sections that live beside their subsystem.
+src = "\n".join(open(f).read() for f in sys.argv[2:])
 # struct name -> its `pub <key>:` fields, for the file's top level and its sections.
 def fields(struct):
     m = re.search(r"pub struct %s \{(.*?)\n\}" % struct, src, re.S)
     if not m:
-        sys.exit(f"src/config.rs: no struct {struct}")
+        sys.exit(f"{', '.join(sys.argv[2:])}: no struct {struct}")
     return set(re.findall(r"^\s*pub (\w+):", m.group(1), re.M))
 top = fields("FileConfig")
 sections = {"http": "HttpSection", "tls": "TlsSection", "auth": "AuthSection",
