@@ -131,7 +131,7 @@ fn inserts(
                     let row = event(cam, argus::clock::Clock::now_ms(&*state.clock));
                     match commit {
                         Commit::Group => {
-                            state.record_event(row, jpeg.clone()).await.unwrap();
+                            state.events.record(row, jpeg.clone()).await.unwrap();
                         }
                         Commit::PerEvent => per_event(&state, row, jpeg.clone()).await,
                     }

@@ -2,26 +2,29 @@
 //! exponential backoff (1 s doubling to 30 s) when it fails or stalls, and feeds its packets to
 //! an analysis thread (H.264 decode, motion detection, snapshots) through a bounded queue.
 //! Motion that passes the camera's zones, schedule and cooldown becomes an event through
-//! [`AppState::record_event`]. Status changes go out as `camera.status` on `/ws`.
+//! [`crate::events::Events::record`]. Status changes are published on the [`crate::bus`].
+//! The supervisor gets the handles it uses ([`Env`]), never the application state.
 //!
 //! Invariants: at most one task per camera; stopping a camera stops its task and thread before
 //! the call returns (or within 5 s); decode and motion never run on tokio workers; a full
 //! queue drops packets (and then waits for the next key frame) instead of growing.
 
-use crate::app::AppState;
-use crate::bus::Topic;
+use crate::bus::{Bus, Message};
 use crate::capture::{CaptureError, Opener, Packet, Source, SourceSpec};
+use crate::clock::Clock;
+use crate::describe::Describer;
 use crate::detect::pool::{Job, Outcome as DetectOutcome};
 use crate::detect::preprocess::{regions_for, Region};
 use crate::detect::service::DetectorService;
 use crate::detect::track::{Area, Observation, Tracker};
+use crate::events::Events;
+pub use crate::model::LiveStatus;
 use crate::model::{CameraType, Schedule};
 use crate::motion::{MotionBox, MotionDetector};
 use crate::store::cameras::CameraRow;
 use crate::store::events::EventRow;
 use crate::video::decode::{H264Decoder, Picture};
 use crate::video::jpeg::{encode_picture, Frame420, SNAPSHOT_MAX_WIDTH};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,40 +47,32 @@ const IMPROVE_AFTER_MS: u64 = 10_000;
 /// comes one frame later instead of one analysis interval later.
 const BURST_FRAMES: u32 = 1;
 
-/// The live state of a camera, shown in the camera JSON and sent on `/ws`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LiveStatus {
-    /// `connecting`, `streaming`, `error` or `stopped`.
-    pub status: &'static str,
-    pub last_frame_at: Option<i64>,
-    pub fps: Option<f32>,
-    pub resolution: Option<(usize, usize)>,
-    pub codec: Option<&'static str>,
-    pub error: Option<String>,
-}
-
-impl Default for LiveStatus {
-    fn default() -> Self {
-        LiveStatus {
-            status: "stopped",
-            last_frame_at: None,
-            fps: None,
-            resolution: None,
-            codec: None,
-            error: None,
-        }
-    }
-}
-
 struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-pub struct CameraManager {
-    opener: Arc<dyn Opener>,
-    running: tokio::sync::Mutex<HashMap<String, Running>>,
+/// What the camera supervisor uses.
+pub struct Env {
+    pub store: crate::store::Store,
+    pub keys: crate::crypto::Keys,
+    pub clock: Arc<dyn Clock>,
+    pub bus: Bus,
+    pub events: Events,
+    pub detector: Arc<DetectorService>,
+    pub describer: Arc<Describer>,
+    pub opener: Arc<dyn Opener>,
+}
+
+/// The handles and live status the camera tasks share.
+struct Shared {
+    env: Env,
     status: Mutex<HashMap<String, LiveStatus>>,
+}
+
+pub struct CameraManager {
+    shared: Arc<Shared>,
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
 }
 
 /// True for cameras whose frames the appliance captures itself.
@@ -104,20 +99,23 @@ pub fn spec_for(row: &CameraRow, keys: &crate::crypto::Keys) -> SourceSpec {
 }
 
 impl CameraManager {
-    pub fn new(opener: Arc<dyn Opener>) -> Self {
+    pub fn new(env: Env) -> Self {
         CameraManager {
-            opener,
+            shared: Arc::new(Shared {
+                env,
+                status: Default::default(),
+            }),
             running: Default::default(),
-            status: Default::default(),
         }
     }
 
     pub fn opener(&self) -> &Arc<dyn Opener> {
-        &self.opener
+        &self.shared.env.opener
     }
 
     pub fn status(&self, id: &str) -> LiveStatus {
-        self.status
+        self.shared
+            .status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
@@ -125,54 +123,25 @@ impl CameraManager {
             .unwrap_or_default()
     }
 
-    fn set_status(&self, state: &AppState, row: &CameraRow, update: impl FnOnce(&mut LiveStatus)) {
-        let (changed, now) = {
-            let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
-            let s = map.entry(row.id.clone()).or_default();
-            let before = (s.status, s.error.clone());
-            update(s);
-            ((s.status, s.error.clone()) != before, s.clone())
-        };
-        if changed {
-            match &now.error {
-                Some(e) => {
-                    tracing::warn!(camera.id = %row.id, camera.name = %row.name, status = now.status, error = %e, "camera status")
-                }
-                None => {
-                    tracing::info!(camera.id = %row.id, camera.name = %row.name, status = now.status, "camera status")
-                }
-            }
-            let msg = crate::api::cameras::status_message(&row.id, &row.name, &now);
-            state
-                .bus
-                .publish(Topic::Cameras, "camera.status", &msg, state.clock.now_ms());
-        }
-    }
-
     /// Starts (or restarts) capture for a camera.
-    pub async fn start(&self, state: &Arc<AppState>, row: CameraRow) {
+    pub async fn start(&self, row: CameraRow) {
         // One lock over stop-then-start, so two concurrent calls for a camera can never leave
         // two tasks running.
         let mut running = self.running.lock().await;
-        self.start_locked(&mut running, state, row).await;
+        self.start_locked(&mut running, row).await;
     }
 
-    async fn start_locked(
-        &self,
-        running: &mut HashMap<String, Running>,
-        state: &Arc<AppState>,
-        row: CameraRow,
-    ) {
+    async fn start_locked(&self, running: &mut HashMap<String, Running>, row: CameraRow) {
         Self::stop_locked(running, &row.id).await;
         if !capturable(row.camera_type) {
             return;
         }
-        self.set_status(state, &row, |s| {
+        self.shared.set_status(&row, |s| {
             s.status = "connecting";
             s.error = None;
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let st = state.clone();
+        let st = self.shared.clone();
         let id = row.id.clone();
         let task = tokio::spawn(async move { run_camera(st, row, stop_rx).await });
         running.insert(
@@ -185,7 +154,7 @@ impl CameraManager {
     }
 
     /// Stops a camera's capture and waits (up to 5 s) for its task to end.
-    pub async fn stop(&self, _state: &Arc<AppState>, id: &str) {
+    pub async fn stop(&self, id: &str) {
         let mut running = self.running.lock().await;
         Self::stop_locked(&mut running, id).await;
     }
@@ -210,21 +179,24 @@ impl CameraManager {
     /// Brings a camera's capture in line with its stored settings (after create, update,
     /// delete). The settings are read under the same lock as the restart, so concurrent
     /// changes are applied in order.
-    pub async fn sync(&self, state: &Arc<AppState>, id: &str) {
+    pub async fn sync(&self, id: &str) {
         let mut running = self.running.lock().await;
         let cam = id.to_string();
-        match state
+        match self
+            .shared
+            .env
             .store
             .read(move |c| crate::store::cameras::get(c, &cam))
             .await
         {
             Ok(row) if row.is_enabled && capturable(row.camera_type) => {
-                self.start_locked(&mut running, state, row).await
+                self.start_locked(&mut running, row).await
             }
             Ok(_) => Self::stop_locked(&mut running, id).await,
             Err(_) => {
                 Self::stop_locked(&mut running, id).await;
-                self.status
+                self.shared
+                    .status
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(id);
@@ -233,15 +205,17 @@ impl CameraManager {
     }
 
     /// Starts every enabled camera (at boot).
-    pub async fn start_enabled(&self, state: &Arc<AppState>) {
-        match state
+    pub async fn start_enabled(&self) {
+        match self
+            .shared
+            .env
             .store
             .read(|c| crate::store::cameras::list(c, Some(true)))
             .await
         {
             Ok(rows) => {
                 for row in rows.into_iter().filter(|r| capturable(r.camera_type)) {
-                    self.start(state, row).await;
+                    self.start(row).await;
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot list cameras to start"),
@@ -249,11 +223,41 @@ impl CameraManager {
     }
 
     /// Stops every camera (at shutdown).
-    pub async fn stop_all(&self, _state: &Arc<AppState>) {
+    pub async fn stop_all(&self) {
         let mut running = self.running.lock().await;
         let ids: Vec<String> = running.keys().cloned().collect();
         for id in ids {
             Self::stop_locked(&mut running, &id).await;
+        }
+    }
+}
+
+impl Shared {
+    fn set_status(&self, row: &CameraRow, update: impl FnOnce(&mut LiveStatus)) {
+        let (changed, now) = {
+            let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            let s = map.entry(row.id.clone()).or_default();
+            let before = (s.status, s.error.clone());
+            update(s);
+            ((s.status, s.error.clone()) != before, s.clone())
+        };
+        if changed {
+            match &now.error {
+                Some(e) => {
+                    tracing::warn!(camera.id = %row.id, camera.name = %row.name, status = now.status, error = %e, "camera status")
+                }
+                None => {
+                    tracing::info!(camera.id = %row.id, camera.name = %row.name, status = now.status, "camera status")
+                }
+            }
+            self.env.bus.publish(
+                self.env.clock.now_ms(),
+                Message::CameraStatus {
+                    camera_id: row.id.clone(),
+                    name: row.name.clone(),
+                    status: Arc::new(now),
+                },
+            );
         }
     }
 }
@@ -328,18 +332,18 @@ enum Outcome {
     Failed(CaptureError),
 }
 
-async fn run_camera(state: Arc<AppState>, row: CameraRow, mut stop: watch::Receiver<bool>) {
-    let mgr = &state.cameras;
-    let spec = spec_for(&row, &state.keys);
+async fn run_camera(state: Arc<Shared>, row: CameraRow, mut stop: watch::Receiver<bool>) {
+    let mgr = &state;
+    let spec = spec_for(&row, &state.env.keys);
     let mut backoff = Duration::from_secs(1);
     // Kept across reconnects: a parked car is not re-announced because the stream dropped.
     let mut objects = Objects::default();
     loop {
-        mgr.set_status(&state, &row, |s| {
+        mgr.set_status(&row, |s| {
             s.status = "connecting";
         });
         let opened = tokio::select! {
-            r = tokio::time::timeout(OPEN_TIMEOUT, mgr.opener.open(&spec)) => r,
+            r = tokio::time::timeout(OPEN_TIMEOUT, mgr.env.opener.open(&spec)) => r,
             _ = stop.changed() => break,
         };
         let err = match opened {
@@ -355,7 +359,7 @@ async fn run_camera(state: Arc<AppState>, row: CameraRow, mut stop: watch::Recei
                 OPEN_TIMEOUT.as_secs()
             )),
         };
-        mgr.set_status(&state, &row, |s| {
+        mgr.set_status(&row, |s| {
             s.status = "error";
             s.error = Some(err.to_string());
             s.fps = None;
@@ -366,7 +370,7 @@ async fn run_camera(state: Arc<AppState>, row: CameraRow, mut stop: watch::Recei
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
-    mgr.set_status(&state, &row, |s| {
+    mgr.set_status(&row, |s| {
         *s = LiveStatus::default();
     });
 }
@@ -458,14 +462,14 @@ struct Analysis {
 }
 
 async fn stream(
-    state: &Arc<AppState>,
+    state: &Arc<Shared>,
     row: &CameraRow,
     mut source: Box<dyn Source>,
     stop: &mut watch::Receiver<bool>,
     backoff: &mut Duration,
     objects: &mut Objects,
 ) -> Outcome {
-    let mgr = &state.cameras;
+    let mgr = state;
     let codec = source.codec();
     let (pkt_tx, pkt_rx) = std::sync::mpsc::sync_channel::<Packet>(QUEUE);
     let (rep_tx, mut rep_rx) = mpsc::channel::<Report>(8);
@@ -477,7 +481,7 @@ async fn stream(
         cooldown: Duration::from_secs(row.motion_cooldown as u64),
         schedule: row.detection_schedule.clone(),
         camera: Arc::from(row.id.as_str()),
-        detector: state.detector.clone(),
+        detector: state.env.detector.clone(),
         wants_objects: row.object_filter.iter().any(|c| c != "motion"),
         burst: objects.burst.clone(),
     };
@@ -522,8 +526,8 @@ async fn stream(
                 Some(Report::Frames { fps, width, height }) => {
                     last_picture = Instant::now();
                     *backoff = Duration::from_secs(1);
-                    let now = state.clock.now_ms();
-                    mgr.set_status(state, row, |s| {
+                    let now = state.env.clock.now_ms();
+                    mgr.set_status(row, |s| {
                         s.status = "streaming";
                         s.error = None;
                         s.fps = Some((fps * 10.0).round() / 10.0);
@@ -556,7 +560,7 @@ async fn stream(
 }
 
 async fn record_motion(
-    state: &Arc<AppState>,
+    state: &Arc<Shared>,
     row: &CameraRow,
     jpeg: Vec<u8>,
     boxes: Vec<MotionBox>,
@@ -564,7 +568,7 @@ async fn record_motion(
 ) {
     let threshold = row.motion_sensitivity.changed_fraction();
     let confidence = ((fraction / (2.0 * threshold)).min(1.0) * 100.0).round() as u8;
-    let now = state.clock.now_ms();
+    let now = state.env.clock.now_ms();
     let bounding_boxes: Vec<serde_json::Value> = boxes
         .iter()
         .map(|b| serde_json::json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height, "label": "motion", "score": fraction}))
@@ -581,14 +585,15 @@ async fn record_motion(
         created_at: now,
         ..Default::default()
     };
-    match state.record_event(ev, Some(jpeg)).await {
+    match state.env.events.record(ev, Some(jpeg)).await {
         Ok(e) => {
             state
+                .env
                 .detector
                 .counters
                 .motion_events
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(camera.id = %row.id, event.id = %e.id, motion.fraction = fraction, "motion event")
+            tracing::info!(camera.id = %row.id, event.id = %e.row.id, motion.fraction = fraction, "motion event")
         }
         Err(e) => tracing::warn!(camera.id = %row.id, error = ?e, "could not store a motion event"),
     }
@@ -768,7 +773,7 @@ fn rank(kind: &str) -> usize {
 /// A detector result for one frame: track, announce new objects, improve snapshots of objects
 /// that are done, or make a motion event when the filter asks for motion.
 async fn on_detections(
-    state: &Arc<AppState>,
+    state: &Arc<Shared>,
     row: &CameraRow,
     objects: &mut Objects,
     outcome: DetectOutcome,
@@ -776,7 +781,7 @@ async fn on_detections(
     fraction: f32,
     check: bool,
 ) {
-    let svc = &state.detector;
+    let svc = &state.env.detector;
     let Some(pool) = svc.pool.as_ref() else {
         return;
     };
@@ -854,10 +859,10 @@ async fn on_detections(
         kinds.dedup();
         let confidence = (score * 100.0).round().clamp(0.0, 100.0) as u8;
         let jpeg = encode(best.frame.clone()).await;
-        let now_ms = state.clock.now_ms();
+        let now_ms = state.env.clock.now_ms();
         // The cloud description (if any) follows the event; decide before storing it so it is
         // stored as pending.
-        let describe = jpeg.is_some() && state.describer.admit(state, &row.id).await.is_ok();
+        let describe = jpeg.is_some() && state.env.describer.admit(&row.id).await.is_ok();
         let seen: Vec<crate::ai::SeenObject> = best
             .seen
             .iter()
@@ -880,14 +885,14 @@ async fn on_detections(
             description_pending: describe,
             ..Default::default()
         };
-        match state.record_event(ev, jpeg.clone()).await {
+        match state.env.events.record(ev, jpeg.clone()).await {
             Ok(e) => {
                 svc.counters.object_events.fetch_add(1, Ordering::Relaxed);
                 if let (true, Some(jpeg)) = (describe, jpeg) {
                     crate::describe::spawn(
-                        state.clone(),
+                        &state.env.describer,
                         crate::describe::Job {
-                            event_id: e.id.clone(),
+                            event_id: e.row.id.clone(),
                             camera_id: row.id.clone(),
                             camera_name: row.name.clone(),
                             prompt_override: row.prompt_override.clone(),
@@ -897,10 +902,10 @@ async fn on_detections(
                         },
                     );
                 }
-                tracing::info!(camera.id = %row.id, event.id = %e.id, detection = main, confidence, objects = new.len(), "object event");
+                tracing::info!(camera.id = %row.id, event.id = %e.row.id, detection = main, confidence, objects = new.len(), "object event");
                 for (id, _, s, _) in &new {
                     if let Some(t) = objects.tracker.get_mut(*id) {
-                        t.announced = Some((e.id.clone(), *s));
+                        t.announced = Some((e.row.id.clone(), *s));
                     }
                 }
             }
@@ -956,7 +961,7 @@ async fn on_detections(
         tokio::spawn(async move {
             let confidence = (best * 100.0).round().clamp(0.0, 100.0) as u8;
             if let Some(jpeg) = encode(b.frame).await {
-                if let Err(e) = st.improve_event(&eid, confidence, boxes, jpeg).await {
+                if let Err(e) = st.env.events.improve(&eid, confidence, boxes, jpeg).await {
                     tracing::debug!(event.id = %eid, error = ?e, "could not improve a snapshot");
                 }
             }

@@ -55,6 +55,20 @@ pub fn format_rfc3339(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
+/// The local (system time zone) weekday, 1 = Monday to 7 = Sunday, and minute of the day of a
+/// unix-millisecond instant.
+pub fn local_parts(ms: i64) -> (u8, u16) {
+    let t = ms.div_euclid(1000) as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` and `tm` are valid for the call; localtime_r is thread-safe.
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    (
+        (((tm.tm_wday + 6) % 7) + 1) as u8,
+        (tm.tm_hour * 60 + tm.tm_min) as u16,
+    )
+}
+
 /// Parses an RFC 3339 timestamp (any offset) or a bare `YYYY-MM-DD` date (midnight UTC)
 /// into unix milliseconds.
 pub fn parse_time(s: &str) -> Option<i64> {

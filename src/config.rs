@@ -99,8 +99,12 @@ pub struct HttpSection {
     pub public_max_body_bytes: usize,
     /// The URL browsers use to reach the appliance when it is not the address they connect
     /// to (a reverse proxy that rewrites `Host`), e.g. `https://cams.example.org`: pages of
-    /// that origin may use the session cookie.
+    /// that origin may use the session cookie. Webhooks and notifications carry absolute,
+    /// signed snapshot links under it; when unset, the `Host` of the latest authenticated API
+    /// request stands in (and before any, links are relative).
     pub public_url: Option<String>,
+    /// How long a signed snapshot link (in webhooks and notifications) stays valid, in seconds.
+    pub media_link_ttl_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -121,6 +125,7 @@ impl Default for HttpSection {
             public_body_timeout_secs: 5,
             public_max_body_bytes: 16 * 1024,
             public_url: None,
+            media_link_ttl_secs: 86_400,
         }
     }
 }
@@ -156,6 +161,9 @@ impl HttpSection {
         }
         if self.public_max_body_bytes < 1024 {
             return bad("public_max_body_bytes: at least 1024");
+        }
+        if !(60..=30 * 86_400).contains(&self.media_link_ttl_secs) {
+            return bad("media_link_ttl_secs: between 60 and 2592000 (30 days)");
         }
         if let Some(u) = &self.public_url {
             let ok = url::Url::parse(u).is_ok_and(|p| {

@@ -20,8 +20,11 @@
 //! the API); at most one task per controller; stopping a controller ends its task before the
 //! call returns.
 
-use crate::app::AppState;
-use crate::bus::Topic;
+use crate::bus::{Bus, Message, Ring};
+use crate::clock::Clock;
+use crate::describe::Describer;
+use crate::events::Events;
+pub use crate::model::LinkStatus;
 use crate::protect::{
     Bootstrap, ControllerConfig, DetectionKind, EventMapper, ProtectClient, ProtectDetection,
     ProtectError,
@@ -47,24 +50,6 @@ const THUMB_LONG_SIDE: usize = 640;
 /// The smart-detection filter values a Protect camera accepts.
 pub const FILTER_TYPES: [&str; 6] = ["person", "vehicle", "package", "animal", "motion", "ring"];
 
-/// A controller's connection state, shown in its JSON and sent on `/ws`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LinkStatus {
-    /// `disconnected` (disabled or stopped), `connecting`, `connected` or `error`.
-    pub status: &'static str,
-    /// Why the last attempt or connection failed, if it did.
-    pub error: Option<String>,
-}
-
-impl Default for LinkStatus {
-    fn default() -> Self {
-        LinkStatus {
-            status: "disconnected",
-            error: None,
-        }
-    }
-}
-
 /// The Protect part of `/system/health` (public, so counts only).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProtectHealth {
@@ -74,14 +59,6 @@ pub struct ProtectHealth {
 }
 
 /// The `protect.status` message.
-#[derive(Debug, Serialize)]
-struct StatusMessage<'a> {
-    controller_id: &'a str,
-    name: &'a str,
-    status: &'static str,
-    error: Option<&'a str>,
-}
-
 struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -103,8 +80,20 @@ pub struct CameraList {
     pub read_at_ms: i64,
 }
 
-#[derive(Default)]
+/// What the controller supervisor uses.
+pub struct Env {
+    pub store: crate::store::Store,
+    pub keys: crate::crypto::Keys,
+    pub clock: Arc<dyn Clock>,
+    pub bus: Bus,
+    pub events: Events,
+    pub describer: Arc<Describer>,
+    pub protect: crate::config::ProtectSection,
+}
+
+/// Held in an `Arc` (its tasks keep a clone).
 pub struct ControllerManager {
+    env: Env,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     status: Mutex<HashMap<String, LinkStatus>>,
     cache: Mutex<HashMap<String, Cached>>,
@@ -135,8 +124,13 @@ pub fn client_config(
 }
 
 impl ControllerManager {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(env: Env) -> Self {
+        ControllerManager {
+            env,
+            running: Default::default(),
+            status: Default::default(),
+            cache: Default::default(),
+        }
     }
 
     pub fn status(&self, id: &str) -> LinkStatus {
@@ -156,7 +150,7 @@ impl ControllerManager {
         }
     }
 
-    fn set_status(&self, state: &AppState, row: &ControllerRow, now: LinkStatus) {
+    fn set_status(&self, row: &ControllerRow, now: LinkStatus) {
         let changed = {
             let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
             let slot = map.entry(row.id.clone()).or_default();
@@ -175,19 +169,18 @@ impl ControllerManager {
                 tracing::info!(controller.id = %row.id, controller.name = %row.name, status = now.status, "Protect controller")
             }
         }
-        let msg = StatusMessage {
-            controller_id: &row.id,
-            name: &row.name,
-            status: now.status,
-            error: now.error.as_deref(),
-        };
-        state
-            .bus
-            .publish(Topic::Cameras, "protect.status", &msg, state.clock.now_ms());
+        self.env.bus.publish(
+            self.env.clock.now_ms(),
+            Message::ControllerStatus {
+                controller_id: row.id.clone(),
+                name: row.name.clone(),
+                status: Arc::new(now),
+            },
+        );
     }
 
     /// Starts (or restarts) following a controller; a disabled one is stopped instead.
-    pub async fn start(&self, state: &Arc<AppState>, row: ControllerRow) {
+    pub async fn start(self: &Arc<Self>, row: ControllerRow) {
         let mut running = self.running.lock().await;
         Self::stop_locked(&mut running, &row.id).await;
         self.cache
@@ -195,14 +188,13 @@ impl ControllerManager {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&row.id);
         if !row.is_enabled {
-            self.set_status(state, &row, LinkStatus::default());
+            self.set_status(&row, LinkStatus::default());
             return;
         }
-        let client = match client_config(&row, &state.keys).and_then(ProtectClient::new) {
+        let client = match client_config(&row, &self.env.keys).and_then(ProtectClient::new) {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 self.set_status(
-                    state,
                     &row,
                     LinkStatus {
                         status: "error",
@@ -213,7 +205,7 @@ impl ControllerManager {
             }
         };
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(follow(state.clone(), row.clone(), client.clone(), stop_rx));
+        let task = tokio::spawn(follow(self.clone(), row.clone(), client.clone(), stop_rx));
         running.insert(row.id.clone(), Running { stop, task, client });
     }
 
@@ -244,11 +236,11 @@ impl ControllerManager {
     }
 
     /// Follows every enabled controller (at boot).
-    pub async fn start_enabled(&self, state: &Arc<AppState>) {
-        match state.store.read(rows::list).await {
+    pub async fn start_enabled(self: &Arc<Self>) {
+        match self.env.store.read(rows::list).await {
             Ok(list) => {
                 for row in list.into_iter().filter(|r| r.is_enabled) {
-                    self.start(state, row).await;
+                    self.start(row).await;
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the Protect controllers"),
@@ -264,17 +256,13 @@ impl ControllerManager {
     }
 
     /// The running client of a controller, else a new one from its row.
-    async fn client(
-        &self,
-        state: &AppState,
-        row: &ControllerRow,
-    ) -> Result<Arc<ProtectClient>, ProtectError> {
+    async fn client(&self, row: &ControllerRow) -> Result<Arc<ProtectClient>, ProtectError> {
         if let Some(r) = self.running.lock().await.get(&row.id) {
             return Ok(r.client.clone());
         }
         Ok(Arc::new(ProtectClient::new(client_config(
             row,
-            &state.keys,
+            &self.env.keys,
         )?)?))
     }
 
@@ -302,11 +290,10 @@ impl ControllerManager {
     /// (and `force` is off), else read from the console.
     pub async fn camera_list(
         &self,
-        state: &AppState,
         row: &ControllerRow,
         force: bool,
     ) -> Result<CameraList, ProtectError> {
-        let ttl = Duration::from_secs(state.cfg.protect.camera_cache_secs);
+        let ttl = Duration::from_secs(self.env.protect.camera_cache_secs);
         if !force {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = cache.get(&row.id).filter(|c| c.at.elapsed() < ttl) {
@@ -317,9 +304,9 @@ impl ControllerManager {
                 });
             }
         }
-        let client = self.client(state, row).await?;
+        let client = self.client(row).await?;
         let b = Arc::new(client.bootstrap().await?);
-        let now = state.clock.now_ms();
+        let now = self.env.clock.now_ms();
         self.remember(&row.id, b.clone(), now);
         Ok(CameraList {
             bootstrap: b,
@@ -331,7 +318,7 @@ impl ControllerManager {
 
 /// What the event handlers of one controller share.
 struct Shared {
-    state: Arc<AppState>,
+    state: Arc<ControllerManager>,
     controller_id: String,
     client: Arc<ProtectClient>,
     snapshots: Semaphore,
@@ -348,13 +335,13 @@ struct Dedupe {
 
 /// Follows one controller until told to stop.
 async fn follow(
-    state: Arc<AppState>,
+    state: Arc<ControllerManager>,
     row: ControllerRow,
     client: Arc<ProtectClient>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mgr = &state.controllers;
-    let idle = Duration::from_secs(state.cfg.protect.idle_timeout_secs);
+    let mgr = &state;
+    let idle = Duration::from_secs(state.env.protect.idle_timeout_secs);
     let shared = Arc::new(Shared {
         state: state.clone(),
         controller_id: row.id.clone(),
@@ -368,7 +355,6 @@ async fn follow(
     let mut backoff = Duration::from_secs(1);
     loop {
         mgr.set_status(
-            &state,
             &row,
             LinkStatus {
                 status: "connecting",
@@ -377,7 +363,7 @@ async fn follow(
         );
         let open = async {
             let b = Arc::new(client.bootstrap().await?);
-            mgr.remember(&row.id, b.clone(), state.clock.now_ms());
+            mgr.remember(&row.id, b.clone(), state.env.clock.now_ms());
             let from = resume.clone().or_else(|| b.last_update_id.clone());
             client.updates(from.as_deref()).await
         };
@@ -388,9 +374,8 @@ async fn follow(
         let why = match opened {
             Err(e) => {
                 let msg = e.to_string();
-                record(&state, &row.id, None, Some(&msg)).await;
+                record(&state.env, &row.id, None, Some(&msg)).await;
                 mgr.set_status(
-                    &state,
                     &row,
                     LinkStatus {
                         status: "error",
@@ -401,9 +386,8 @@ async fn follow(
             }
             Ok(mut stream) => {
                 let since = Instant::now();
-                record(&state, &row.id, Some(state.clock.now_ms()), None).await;
+                record(&state.env, &row.id, Some(state.env.clock.now_ms()), None).await;
                 mgr.set_status(
-                    &state,
                     &row,
                     LinkStatus {
                         status: "connected",
@@ -436,13 +420,12 @@ async fn follow(
                     backoff = Duration::from_secs(1);
                 }
                 let msg = format!("update socket: {why}");
-                record(&state, &row.id, None, Some(&msg)).await;
+                record(&state.env, &row.id, None, Some(&msg)).await;
                 Some(msg)
             }
         };
         if let Some(msg) = why {
             mgr.set_status(
-                &state,
                 &row,
                 LinkStatus {
                     status: "connecting",
@@ -458,7 +441,7 @@ async fn follow(
     }
 }
 
-async fn record(state: &AppState, id: &str, connected_at: Option<i64>, error: Option<&str>) {
+async fn record(state: &Env, id: &str, connected_at: Option<i64>, error: Option<&str>) {
     let (id, error) = (id.to_string(), error.map(str::to_string));
     if let Err(e) = state
         .store
@@ -520,7 +503,7 @@ impl Drop for InFlight<'_> {
 }
 
 async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
-    let state = &shared.state;
+    let state = &shared.state.env;
     let (ctrl, pid) = (shared.controller_id.clone(), d.camera_id.clone());
     let camera = state
         .store
@@ -576,16 +559,14 @@ async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
     }
     if admitted.ring {
         state.bus.publish(
-            Topic::Events,
-            "doorbell.ring",
-            &serde_json::json!({
-                "camera_id": cam.id,
-                "camera_name": cam.name,
-                "protect_camera_id": d.camera_id,
-                "protect_event_id": d.event_id,
-                "timestamp": crate::clock::format_rfc3339(now),
-            }),
             now,
+            Message::DoorbellRing(Arc::new(Ring {
+                camera_id: cam.id.clone(),
+                camera_name: cam.name.clone(),
+                protect_camera_id: d.camera_id.clone(),
+                protect_event_id: d.event_id.clone(),
+                ts: now,
+            })),
         );
     }
     let full = snapshot(&shared, &cam, &d.camera_id).await;
@@ -593,7 +574,7 @@ async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
         Some(jpeg) => shrink(jpeg.clone()).await,
         None => None,
     };
-    let describe = full.is_some() && state.describer.admit(state, &cam.id).await.is_ok();
+    let describe = full.is_some() && state.describer.admit(&cam.id).await.is_ok();
     let ts = state.clock.now_ms();
     let ev = EventRow {
         id: crate::crypto::new_uuid(),
@@ -611,9 +592,9 @@ async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
         created_at: ts,
         ..Default::default()
     };
-    match state.record_event(ev, thumb).await {
+    match state.events.record(ev, thumb).await {
         Ok(e) => {
-            tracing::info!(camera.id = %cam.id, event.id = %e.id, protect.event = %d.event_id, detection = %admitted.main, "Protect event");
+            tracing::info!(camera.id = %cam.id, event.id = %e.row.id, protect.event = %d.event_id, detection = %admitted.main, "Protect event");
             if let (true, Some(jpeg)) = (describe, full) {
                 let seen = admitted
                     .kinds
@@ -625,9 +606,9 @@ async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
                     })
                     .collect();
                 crate::describe::spawn(
-                    state.clone(),
+                    &state.describer,
                     crate::describe::Job {
-                        event_id: e.id,
+                        event_id: e.row.id.clone(),
                         camera_id: cam.id.clone(),
                         camera_name: cam.name.clone(),
                         prompt_override: cam.prompt_override.clone(),

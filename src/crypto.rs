@@ -90,6 +90,7 @@ pub struct Keys {
     api_key_hmac: hmac::Key,
     jwt_secret: [u8; 32],
     seal_key: [u8; 32],
+    media_key: [u8; 32],
 }
 
 impl Keys {
@@ -128,6 +129,7 @@ impl Keys {
             api_key_hmac: hmac::Key::new(hmac::HMAC_SHA256, &derive(b"api-key-hash")),
             jwt_secret: derive(b"jwt-hs256"),
             seal_key: derive(b"seal-aes256gcm"),
+            media_key: derive(b"media-links-hmac"),
         }
     }
 
@@ -141,6 +143,11 @@ impl Keys {
 
     pub fn jwt_secret(&self) -> &[u8] {
         &self.jwt_secret
+    }
+
+    /// The key that signs media links (an event's snapshot without an API key).
+    pub fn media_key(&self) -> &[u8] {
+        &self.media_key
     }
 
     /// Encrypts a secret (camera password, AI key) for storage: nonce || ciphertext+tag.

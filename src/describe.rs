@@ -9,10 +9,12 @@
 //! failure) leaves a usage row; an API key is unsealed only to build the request.
 
 use crate::ai::{self, Breakers, ChainOutcome, ChainPolicy, ChainRequest, ProviderConfig};
-use crate::app::AppState;
-use crate::bus::Topic;
-use crate::settings::{ProviderName, Settings};
+use crate::bus::{Bus, Message, Notice};
+use crate::clock::Clock;
+use crate::events::Events;
+use crate::settings::{ProviderName, Settings, SettingsHandle};
 use crate::store::ai::{Description, UsageRow};
+use crate::store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,8 +55,14 @@ pub struct Counters {
     pub skipped_no_provider: AtomicU64,
 }
 
+/// The cloud describer; held in an `Arc` by the services that hand it events.
 pub struct Describer {
     client: Option<reqwest::Client>,
+    store: Store,
+    settings: SettingsHandle,
+    events: Events,
+    bus: Bus,
+    clock: Arc<dyn Clock>,
     pub breakers: Breakers,
     last_call: Mutex<HashMap<String, i64>>,
     slots: tokio::sync::Semaphore,
@@ -93,29 +101,47 @@ pub struct Job {
     pub ts_ms: i64,
 }
 
-/// The providers to try, in the owner's order, with their keys; unusable ones left out.
-pub async fn providers(state: &AppState, settings: &Settings) -> Vec<ProviderConfig> {
-    let mut out = Vec::new();
-    for name in &settings.ai_provider_order {
-        let p = settings.ai_providers.get(name).cloned().unwrap_or_default();
-        let key = if p.configured {
-            state.provider_key(*name).await.unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let cfg = ProviderConfig {
-            name: *name,
-            api_key: key,
-            base_url: p.base_url.unwrap_or_default(),
-            model: p.model.unwrap_or_default(),
-        };
-        let local_ready =
-            *name == ProviderName::OpenaiCompatible && settings.ai_providers.contains_key(name);
-        if cfg.usable() && (p.configured || local_ready) {
-            out.push(cfg);
+impl Describer {
+    /// The providers to try, in the owner's order, with their keys; unusable ones left out.
+    pub async fn providers(&self, settings: &Settings) -> Vec<ProviderConfig> {
+        let mut out = Vec::new();
+        for name in &settings.ai_provider_order {
+            let p = settings.ai_providers.get(name).cloned().unwrap_or_default();
+            let key = if p.configured {
+                self.settings.provider_key(*name).await.unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let cfg = ProviderConfig {
+                name: *name,
+                api_key: key,
+                base_url: p.base_url.unwrap_or_default(),
+                model: p.model.unwrap_or_default(),
+            };
+            let local_ready =
+                *name == ProviderName::OpenaiCompatible && settings.ai_providers.contains_key(name);
+            if cfg.usable() && (p.configured || local_ready) {
+                out.push(cfg);
+            }
         }
+        out
     }
-    out
+
+    /// The caps in force and what was spent against them: (label, period key, spent, cap).
+    async fn cap_status(&self, settings: &Settings) -> Vec<(&'static str, String, f64, f64)> {
+        cap_status(&self.store, &*self.clock, settings).await
+    }
+
+    /// `Some(text)` when a cost cap stops cloud calls.
+    pub async fn capped(&self, settings: &Settings) -> Option<String> {
+        self.cap_status(settings)
+        .await
+        .into_iter()
+        .find(|(_, _, spent, cap)| spent >= cap)
+        .map(|(label, _, spent, cap)| {
+            format!("cloud descriptions paused: {label} cost cap of ${cap:.2} reached (${spent:.4} spent)")
+        })
+    }
 }
 
 fn utc_day_start(ms: i64) -> i64 {
@@ -137,14 +163,14 @@ fn utc_month_start(ms: i64) -> (i64, String) {
 
 /// The caps in force and what was spent against them: (label, period key, spent, cap).
 async fn cap_status(
-    state: &AppState,
+    store: &Store,
+    clock: &dyn Clock,
     settings: &Settings,
 ) -> Vec<(&'static str, String, f64, f64)> {
-    let now = state.clock.now_ms();
+    let now = clock.now_ms();
     let day = utc_day_start(now);
     let (month, month_key) = utc_month_start(now);
-    let spent = state
-        .store
+    let spent = store
         .read(move |c| {
             Ok((
                 crate::store::ai::cost_since(c, day)?,
@@ -168,19 +194,14 @@ async fn cap_status(
     out
 }
 
-/// `Some(text)` when a cost cap stops cloud calls.
-pub async fn capped(state: &AppState, settings: &Settings) -> Option<String> {
-    cap_status(state, settings)
-        .await
-        .into_iter()
-        .find(|(_, _, spent, cap)| spent >= cap)
-        .map(|(label, _, spent, cap)| {
-            format!("cloud descriptions paused: {label} cost cap of ${cap:.2} reached (${spent:.4} spent)")
-        })
-}
-
 impl Describer {
-    pub fn new(clock: Arc<dyn crate::clock::Clock>) -> Describer {
+    pub fn new(
+        store: Store,
+        settings: SettingsHandle,
+        events: Events,
+        bus: Bus,
+        clock: Arc<dyn Clock>,
+    ) -> Describer {
         let client = match ai::http_client() {
             Ok(c) => Some(c),
             Err(e) => {
@@ -190,7 +211,12 @@ impl Describer {
         };
         Describer {
             client,
-            breakers: Breakers::new(clock),
+            breakers: Breakers::new(clock.clone()),
+            store,
+            settings,
+            events,
+            bus,
+            clock,
             last_call: Mutex::new(HashMap::new()),
             slots: tokio::sync::Semaphore::new(CONCURRENT),
             counters: Counters::default(),
@@ -201,18 +227,18 @@ impl Describer {
     /// Decides whether a new object event of `camera_id` gets a description, and if so
     /// reserves the camera's interval. Called before the event is stored, so that it can be
     /// stored with `description_pending` set.
-    pub async fn admit(&self, state: &AppState, camera_id: &str) -> Result<(), Skip> {
+    pub async fn admit(&self, camera_id: &str) -> Result<(), Skip> {
         let c = &self.counters;
-        let settings = state.settings().await.unwrap_or_default();
-        if self.client.is_none() || providers(state, &settings).await.is_empty() {
+        let settings = self.settings.get().await.unwrap_or_default();
+        if self.client.is_none() || self.providers(&settings).await.is_empty() {
             c.skipped_no_provider.fetch_add(1, Ordering::Relaxed);
             return Err(Skip::NoProvider);
         }
-        if let Some(why) = capped(state, &settings).await {
+        if let Some(why) = self.capped(&settings).await {
             c.skipped_cap.fetch_add(1, Ordering::Relaxed);
             return Err(Skip::Capped(why));
         }
-        let now = state.clock.now_ms();
+        let now = self.clock.now_ms();
         let mut last = self.last_call.lock().unwrap_or_else(|e| e.into_inner());
         let min = settings.ai_min_interval_seconds as i64 * 1000;
         if last
@@ -282,7 +308,6 @@ impl Describer {
     /// the image is not usable or no provider is configured.
     pub async fn run(
         &self,
-        state: &AppState,
         image: Vec<u8>,
         system: &str,
         user: &str,
@@ -294,8 +319,8 @@ impl Describer {
             camera_id,
         } = what;
         let client = self.client.as_ref().ok_or(RunError::NoProvider)?;
-        let settings = state.settings().await.unwrap_or_default();
-        let providers = providers(state, &settings).await;
+        let settings = self.settings.get().await.unwrap_or_default();
+        let providers = self.providers(&settings).await;
         if providers.is_empty() {
             return Err(RunError::NoProvider);
         }
@@ -345,22 +370,22 @@ impl Describer {
             })
             .collect();
         if !rows.is_empty() {
-            if let Err(e) = state
+            if let Err(e) = self
                 .store
                 .write(move |c| crate::store::ai::insert_usage(c, &rows))
                 .await
             {
                 tracing::error!(error = %e, "could not record AI usage");
             }
-            self.alert_caps(state, &settings).await;
+            self.alert_caps(&settings).await;
         }
         Ok(outcome)
     }
 
     /// Sends `notification.new` when spending crosses 50, 80 or 100 % of a cap (once per level
     /// and period, remembered across restarts).
-    async fn alert_caps(&self, state: &AppState, settings: &Settings) {
-        for (label, period, spent, cap) in cap_status(state, settings).await {
+    async fn alert_caps(&self, settings: &Settings) {
+        for (label, period, spent, cap) in self.cap_status(settings).await {
             if cap <= 0.0 && spent <= 0.0 {
                 continue;
             }
@@ -377,7 +402,7 @@ impl Describer {
                 continue;
             }
             let key = period.clone();
-            let sent = state
+            let sent = self
                 .store
                 .read(move |c| crate::store::ai::cap_alert_level(c, &key))
                 .await
@@ -386,7 +411,7 @@ impl Describer {
                 continue;
             }
             let key = period.clone();
-            let _ = state
+            let _ = self
                 .store
                 .write(move |c| crate::store::ai::set_cap_alert_level(c, &key, level))
                 .await;
@@ -398,21 +423,27 @@ impl Describer {
                 )
             };
             tracing::warn!(cap = label, level, spent, "cloud AI cost alert");
-            state.bus.publish(
-                Topic::Notifications,
-                "notification.new",
-                &serde_json::json!({
-                    "id": crate::crypto::new_uuid(),
-                    "type": "ai_cost",
+            let now = self.clock.now_ms();
+            let notice = Notice {
+                id: crate::crypto::new_uuid(),
+                kind: "ai_cost",
+                event_id: None,
+                rule_id: None,
+                rule_name: None,
+                title: format!("Cloud AI {label} cost at {level} %"),
+                event_description: Some(message.clone()),
+                thumbnail_url: None,
+                extra: serde_json::json!({
                     "level": level,
                     "period": period,
                     "cap_usd": cap,
                     "spent_usd": spent,
-                    "title": format!("Cloud AI {label} cost at {level} %"),
                     "message": message,
                 }),
-                state.clock.now_ms(),
-            );
+                created_at: now,
+            };
+            self.bus
+                .publish(now, Message::NotificationCreated(Arc::new(notice)));
         }
     }
 }
@@ -453,11 +484,11 @@ pub fn local_time(ms: i64) -> String {
     )
 }
 
-/// Describes an event in the background: runs the chain, writes the result onto the event and
-/// announces it with `event.updated`.
-pub fn spawn(state: Arc<AppState>, job: Job) {
+/// Describes an event in the background: runs the chain and writes the result onto the event
+/// (which publishes `EventUpdated`).
+pub fn spawn(d: &Arc<Describer>, job: Job) {
+    let d = d.clone();
     tokio::spawn(async move {
-        let d = &state.describer;
         d.counters.requested.fetch_add(1, Ordering::Relaxed);
         let (system, user) = d.prompts(
             Some(&job.camera_name),
@@ -467,7 +498,6 @@ pub fn spawn(state: Arc<AppState>, job: Job) {
         );
         let result = d
             .run(
-                &state,
                 job.jpeg,
                 &system,
                 &user,
@@ -484,7 +514,7 @@ pub fn spawn(state: Arc<AppState>, job: Job) {
         } else {
             d.counters.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if let Err(e) = write_description(&state, &job.event_id, desc).await {
+        if let Err(e) = d.events.describe(&job.event_id, desc).await {
             tracing::warn!(event.id = %job.event_id, error = ?e, "could not store a description");
         }
     });
@@ -521,34 +551,4 @@ pub fn describe_result(result: Result<ChainOutcome, RunError>, add_cost: bool) -
             ..Default::default()
         },
     }
-}
-
-/// Writes a description onto an event and sends `event.updated`; the updated event, or `None`
-/// when it was deleted meanwhile.
-pub async fn write_description(
-    state: &AppState,
-    event_id: &str,
-    desc: Description,
-) -> crate::error::AppResult<Option<crate::api::events::EventDto>> {
-    let id = event_id.to_string();
-    let row = state
-        .store
-        .write(move |c| {
-            if !crate::store::ai::set_description(c, &id, &desc)? {
-                return Ok(None);
-            }
-            let row = crate::store::events::get(c, &id)?;
-            let cam = crate::store::cameras::get(c, &row.camera_id)
-                .ok()
-                .map(|c| c.name);
-            Ok(Some((row, cam)))
-        })
-        .await?;
-    Ok(row.map(|(row, cam)| {
-        let dto = crate::api::events::EventDto::from_row(row, cam);
-        state
-            .bus
-            .publish(Topic::Events, "event.updated", &dto, state.clock.now_ms());
-        dto
-    }))
 }

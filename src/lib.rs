@@ -40,6 +40,7 @@ pub mod crypto;
 pub mod describe;
 pub mod detect;
 pub mod error;
+pub mod events;
 pub mod fsutil;
 pub mod http;
 pub mod model;
@@ -48,6 +49,7 @@ pub mod protect;
 pub mod retention;
 pub mod sdnotify;
 pub mod settings;
+pub mod state;
 pub mod store;
 #[cfg(test)]
 mod test_alloc;

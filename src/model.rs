@@ -1,5 +1,5 @@
 //! Domain types shared by the store, the API and (later) the pipeline: camera kinds, detection
-//! zones and schedules, scopes. They are plain data; validation lives beside them so the API and
+//! zones and schedules, scopes, the live status of cameras and controllers. They are plain data; validation lives beside them so the API and
 //! the admin CLI apply the same rules.
 
 use serde::{Deserialize, Serialize};
@@ -242,6 +242,49 @@ pub fn scopes_allow(granted: &[Scope], needed: Scope) -> bool {
             || *g == Scope::Admin
             || (*g == Scope::WriteCameras && needed == Scope::ReadCameras)
     })
+}
+
+/// The live state of a camera, shown in the camera JSON and sent on `/ws`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveStatus {
+    /// `connecting`, `streaming`, `error` or `stopped`.
+    pub status: &'static str,
+    pub last_frame_at: Option<i64>,
+    pub fps: Option<f32>,
+    pub resolution: Option<(usize, usize)>,
+    pub codec: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+impl Default for LiveStatus {
+    fn default() -> Self {
+        LiveStatus {
+            status: "stopped",
+            last_frame_at: None,
+            fps: None,
+            resolution: None,
+            codec: None,
+            error: None,
+        }
+    }
+}
+
+/// A controller's connection state, shown in its JSON and sent on `/ws`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkStatus {
+    /// `disconnected` (disabled or stopped), `connecting`, `connected` or `error`.
+    pub status: &'static str,
+    /// Why the last attempt or connection failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Default for LinkStatus {
+    fn default() -> Self {
+        LinkStatus {
+            status: "disconnected",
+            error: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -780,22 +780,22 @@ pub fn sweep_at_start(store: &Store, data_dir: &Path, now_ms: i64) -> StoreResul
 /// The pruner task: a run at start-up, then every [`INTERVAL`] and whenever woken, until
 /// `stop` changes.
 pub async fn run_pruner(
-    state: std::sync::Arc<crate::app::AppState>,
+    retention: std::sync::Arc<Retention>,
+    store: Store,
+    clock: std::sync::Arc<dyn Clock>,
+    settings: crate::settings::SettingsHandle,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    match state.settings().await {
-        Ok(s) => state.retention.set_settings(&s, false),
+    match settings.get().await {
+        Ok(s) => retention.set_settings(&s, false),
         Err(e) => tracing::warn!(error = ?e, "cannot read settings; retention uses the defaults"),
     }
     let mut trigger = Trigger::Start;
     loop {
-        state
-            .retention
-            .prune(&state.store, &*state.clock, trigger)
-            .await;
+        retention.prune(&store, &*clock, trigger).await;
         trigger = tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => Trigger::Schedule,
-            why = state.retention.woken() => why,
+            why = retention.woken() => why,
             _ = stop.changed() => break,
         };
     }

@@ -3,8 +3,8 @@
 //! `crate::describe` and `crate::ai`; these handlers validate, call and shape the answers.
 
 use super::Ctx;
+use crate::api::body::{ok, query, read_json, Body};
 use crate::error::{AppError, AppResult};
-use crate::http::body::{ok, query, read_json, Body};
 use crate::settings::ProviderName;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -201,9 +201,9 @@ pub async fn describe(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let (image, prompt, camera_name) = if let Some(b) = crate::http::multipart::boundary(&ct) {
-        let body = crate::http::body::read_bytes(req, limit).await?;
-        let parts = crate::http::multipart::parse(&body, &b)
+    let (image, prompt, camera_name) = if let Some(b) = crate::api::multipart::boundary(&ct) {
+        let body = crate::api::body::read_bytes(req, limit).await?;
+        let parts = crate::api::multipart::parse(&body, &b)
             .map_err(|e| AppError::bad_request(format!("multipart body: {e}")))?;
         let text = |name: &str| -> AppResult<Option<String>> {
             parts
@@ -248,7 +248,7 @@ pub async fn describe(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bo
     }
     let d = &ctx.state.describer;
     let settings = ctx.state.settings().await?;
-    if let Some(why) = crate::describe::capped(&ctx.state, &settings).await {
+    if let Some(why) = ctx.state.describer.capped(&settings).await {
         return Err(AppError::conflict(why));
     }
     let (system, user) = d.prompts(
@@ -260,7 +260,6 @@ pub async fn describe(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bo
     let started = std::time::Instant::now();
     let o = d
         .run(
-            &ctx.state,
             image,
             &system,
             &user,
@@ -479,7 +478,6 @@ pub async fn refine_prompt(ctx: Ctx, req: Request<Incoming>) -> AppResult<Respon
         .state
         .describer
         .run(
-            &ctx.state,
             image,
             system,
             &user,

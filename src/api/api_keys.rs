@@ -1,10 +1,10 @@
 //! `/api-keys`: create (the key is shown once), list, inspect, revoke and usage.
 
 use super::{check_uuid, parse_time_param, Ctx, Message};
+use crate::api::body::{created, ok, query, read_json, Body};
 use crate::auth::api_keys::{self as keys, NewKey};
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
-use crate::http::body::{created, ok, query, read_json, Body};
 use crate::model::Scope;
 use crate::store::api_keys::{self as rows, ApiKeyRow};
 use hyper::body::Incoming;

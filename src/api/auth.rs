@@ -1,9 +1,9 @@
 //! `/auth`: browser login (JWT + HttpOnly cookie), logout, who-am-I and password change.
 
 use super::{Ctx, Message};
+use crate::api::body::{json, ok, read_json, Body};
 use crate::auth::{jwt, password, role_scopes, Principal};
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::http::body::{json, ok, read_json, Body};
 use crate::model::Scope;
 use crate::store::users::{self, SessionRow};
 use hyper::body::Incoming;
@@ -284,7 +284,7 @@ pub async fn change_password(ctx: Ctx, req: Request<Incoming>) -> AppResult<Resp
         ctx.state
             .cfg
             .data_dir
-            .join(crate::app::INITIAL_PASSWORD_FILE),
+            .join(crate::state::INITIAL_PASSWORD_FILE),
     )
     .await;
     tracing::info!(user.name = %me.username, "password changed; other sessions ended");

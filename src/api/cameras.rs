@@ -2,8 +2,8 @@
 //! returned; credentials embedded in an RTSP URL are moved out of it before storage.
 
 use super::{check_uuid, Ctx};
+use crate::api::body::{created, no_content, ok, query, read_json, Body};
 use crate::error::{AppError, AppResult};
-use crate::http::body::{created, no_content, ok, query, read_json, Body};
 use crate::model::{self, CameraType, Schedule, Sensitivity, Zone};
 use crate::store::cameras::{self as rows, CameraRow};
 use hyper::body::Incoming;
@@ -25,8 +25,8 @@ pub struct CameraStatusDto {
     pub error: Option<String>,
 }
 
-impl From<&crate::cameras::LiveStatus> for CameraStatusDto {
-    fn from(s: &crate::cameras::LiveStatus) -> Self {
+impl From<&crate::model::LiveStatus> for CameraStatusDto {
+    fn from(s: &crate::model::LiveStatus) -> Self {
         CameraStatusDto {
             status: s.status.to_string(),
             last_frame_at: s.last_frame_at.map(crate::clock::format_rfc3339),
@@ -46,7 +46,7 @@ pub struct CameraStatusMessage {
     pub status: CameraStatusDto,
 }
 
-pub fn status_message(id: &str, name: &str, s: &crate::cameras::LiveStatus) -> CameraStatusMessage {
+pub fn status_message(id: &str, name: &str, s: &crate::model::LiveStatus) -> CameraStatusMessage {
     CameraStatusMessage {
         camera_id: id.to_string(),
         name: name.to_string(),
@@ -388,8 +388,8 @@ async fn to_dto(ctx: &Ctx, row: CameraRow) -> CameraDto {
                 error: link.error,
             }
         }
-        (Some(_), false) => CameraStatusDto::from(&crate::cameras::LiveStatus::default()),
-        (None, _) => ctx.state.camera_status(&row.id),
+        (Some(_), false) => CameraStatusDto::from(&crate::model::LiveStatus::default()),
+        (None, _) => CameraStatusDto::from(&ctx.state.cameras.status(&row.id)),
     };
     CameraDto::from_row(row, status)
 }
@@ -473,7 +473,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         .write(move |c| rows::insert(c, &saved))
         .await?;
     tracing::info!(camera.id = %row.id, camera.name = %row.name, "camera added");
-    ctx.state.cameras.sync(&ctx.state, &row.id).await;
+    ctx.state.cameras.sync(&row.id).await;
     created(&to_dto(&ctx, row).await)
 }
 
@@ -509,7 +509,7 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         .store
         .write(move |c| rows::update(c, &saved))
         .await?;
-    ctx.state.cameras.sync(&ctx.state, &row.id).await;
+    ctx.state.cameras.sync(&row.id).await;
     ok(&to_dto(&ctx, row).await)
 }
 
@@ -608,8 +608,8 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
         .store
         .write(move |c| rows::delete(c, &cam))
         .await?;
-    ctx.state.cameras.sync(&ctx.state, &id).await;
-    ctx.state.remove_files(paths).await;
+    ctx.state.cameras.sync(&id).await;
+    ctx.state.events.remove_files(paths).await;
     tracing::info!(camera.id = %id, "camera deleted");
     no_content()
 }
@@ -715,7 +715,7 @@ pub async fn start(ctx: Ctx) -> AppResult<Response<Body>> {
             "type: Protect cameras are fed by their controller and cannot be started here",
         ));
     }
-    ctx.state.cameras.start(&ctx.state, row.clone()).await;
+    ctx.state.cameras.start(row.clone()).await;
     ok(&to_dto(&ctx, row).await)
 }
 
@@ -730,7 +730,7 @@ pub async fn stop(ctx: Ctx) -> AppResult<Response<Body>> {
     check_uuid("Camera", &id)?;
     let cam = id.clone();
     let row = ctx.state.store.read(move |c| rows::get(c, &cam)).await?;
-    ctx.state.cameras.stop(&ctx.state, &id).await;
+    ctx.state.cameras.stop(&id).await;
     ok(&to_dto(&ctx, row).await)
 }
 

@@ -2,8 +2,8 @@
 //! snapshots, statistics, streamed CSV export, and event creation by integrations.
 
 use super::{check_uuid, parse_time_param, Ctx, Page, PageQuery};
+use crate::api::body::{created, full, no_content, ok, query, read_json, Body, BoxError};
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::http::body::{created, full, no_content, ok, query, read_json, Body, BoxError};
 use crate::store::events::{self as rows, EventFilter, EventRow};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -51,6 +51,11 @@ pub struct EventDto {
 }
 
 impl EventDto {
+    /// The API view of an event from the stream or the event lifecycle.
+    pub fn from_info(e: &crate::bus::EventInfo) -> Self {
+        Self::from_row(e.row.clone(), e.camera_name.clone())
+    }
+
     pub fn from_row(r: EventRow, camera_name: Option<String>) -> Self {
         let thumb = r
             .thumbnail_path
@@ -242,7 +247,8 @@ pub async fn list(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
 pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Event", &id)?;
-    ok(&ctx.state.event_dto(id).await?)
+    let info = ctx.state.events.get(id).await?;
+    ok(&EventDto::from_info(&info))
 }
 
 /// Delete an event and its snapshot.
@@ -254,8 +260,7 @@ pub async fn get(ctx: Ctx) -> AppResult<Response<Body>> {
 pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Event", &id)?;
-    let path = ctx.state.store.write(move |c| rows::delete(c, &id)).await?;
-    ctx.state.remove_files(path.into_iter().collect()).await;
+    ctx.state.events.delete(&id).await?;
     no_content()
 }
 
@@ -427,8 +432,8 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         created_at: now,
         ..Default::default()
     };
-    let dto = ctx.state.record_event(row, jpeg).await?;
-    created(&dto)
+    let info = ctx.state.events.record(row, jpeg).await?;
+    created(&EventDto::from_info(&info))
 }
 
 /// Options for re-describing an event.
@@ -451,11 +456,11 @@ pub struct ReanalyseRequest {
 pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Event", &id)?;
-    let body = crate::http::body::read_bytes(req, ctx.body_limit()).await?;
+    let body = crate::api::body::read_bytes(req, ctx.body_limit()).await?;
     let r: ReanalyseRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
         ReanalyseRequest { prompt: None }
     } else {
-        crate::http::body::parse_json(&body)?
+        crate::api::body::parse_json(&body)?
     };
     if r.prompt.as_ref().is_some_and(|p| p.len() > 2000) {
         return Err(AppError::invalid("prompt: at most 2000 characters"));
@@ -486,15 +491,12 @@ pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<B
         .await
         .map_err(|_| AppError::conflict("This event's snapshot file is missing"))?;
     let settings = state.settings().await?;
-    if crate::describe::providers(state, &settings)
-        .await
-        .is_empty()
-    {
+    if state.describer.providers(&settings).await.is_empty() {
         return Err(AppError::conflict(
             crate::describe::RunError::NoProvider.to_string(),
         ));
     }
-    if let Some(why) = crate::describe::capped(state, &settings).await {
+    if let Some(why) = state.describer.capped(&settings).await {
         return Err(AppError::conflict(why));
     }
     let mut seen: Vec<crate::ai::SeenObject> = ev
@@ -540,7 +542,6 @@ pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<B
         .await?;
     let result = d
         .run(
-            state,
             image,
             &system,
             &user,
@@ -568,9 +569,12 @@ pub async fn reanalyse(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<B
         _ => None,
     };
     let desc = crate::describe::describe_result(result, true);
-    let dto = crate::describe::write_description(state, &id, desc)
+    let info = state
+        .events
+        .describe(&id, desc)
         .await?
         .ok_or_else(|| AppError::not_found("Event not found"))?;
+    let dto = EventDto::from_info(&info);
     if let Some(why) = failed {
         return Err(AppError::new(ErrorKind::BadGateway, why));
     }

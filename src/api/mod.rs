@@ -7,17 +7,20 @@
 pub mod ai;
 pub mod api_keys;
 pub mod auth;
+pub mod body;
 pub mod cameras;
 pub mod events;
+pub mod multipart;
+pub mod notifications;
 pub mod openapi;
 pub mod protect;
 pub mod routes;
 pub mod system;
 
-use crate::app::AppState;
+use crate::api::body::Body;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
-use crate::http::body::Body;
+use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use routes::Op;

@@ -4,9 +4,9 @@
 //! (`type` `protect`) when it is enabled for analysis with its smart-detection filter.
 
 use super::{check_uuid, Ctx};
+use crate::api::body::{created, no_content, ok, query, read_json, Body};
 use crate::controllers::FILTER_TYPES;
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::http::body::{created, no_content, ok, query, read_json, Body};
 use crate::model::{CameraType, Sensitivity};
 use crate::protect::{Bootstrap, CameraInfo, ControllerConfig, ProtectClient, ProtectError};
 use crate::store::cameras::{self as camera_rows, CameraRow};
@@ -292,7 +292,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         .store
         .write(move |c| rows::insert(c, &saved))
         .await?;
-    ctx.state.controllers.start(&ctx.state, row.clone()).await;
+    ctx.state.controllers.start(row.clone()).await;
     created(&to_dto(&ctx, row))
 }
 
@@ -390,7 +390,7 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         .write(move |c| rows::update(c, &saved))
         .await?;
     if reconnect {
-        ctx.state.controllers.start(&ctx.state, row.clone()).await;
+        ctx.state.controllers.start(row.clone()).await;
     }
     ok(&to_dto(&ctx, row))
 }
@@ -406,7 +406,7 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     ctx.state.controllers.stop(&row.id).await;
     let id = row.id.clone();
     let files = ctx.state.store.write(move |c| rows::delete(c, &id)).await?;
-    ctx.state.remove_files(files).await;
+    ctx.state.events.remove_files(files).await;
     no_content()
 }
 
@@ -450,7 +450,7 @@ pub async fn cameras(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bod
     let list = ctx
         .state
         .controllers
-        .camera_list(&ctx.state, &row, q.force_refresh.unwrap_or(false))
+        .camera_list(&row, q.force_refresh.unwrap_or(false))
         .await
         .map_err(console_error)?;
     let id = row.id.clone();
@@ -551,7 +551,7 @@ pub async fn enable(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     let list = ctx
         .state
         .controllers
-        .camera_list(&ctx.state, &ctrl, false)
+        .camera_list(&ctrl, false)
         .await
         .map_err(console_error)?;
     let info = find_camera(&list.bootstrap, &pid)?.clone();

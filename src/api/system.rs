@@ -1,8 +1,8 @@
 //! `/system`: health (public), settings, storage figures and TLS status.
 
 use super::Ctx;
+use crate::api::body::{ok, read_json, Body};
 use crate::error::{AppError, AppResult};
-use crate::http::body::{ok, read_json, Body};
 use crate::settings::{Settings, SettingsUpdate};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -51,7 +51,10 @@ pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
         uptime_seconds: ctx.state.started.elapsed().as_secs(),
         database: db,
         schema_version: crate::store::SCHEMA_VERSION,
-        websocket_clients: ctx.state.bus.client_count(),
+        websocket_clients: ctx
+            .state
+            .ws_clients
+            .load(std::sync::atomic::Ordering::Relaxed),
         time: crate::clock::format_rfc3339(ctx.state.clock.now_ms()),
         detector: ctx.state.detector.health(),
         protect: ctx.state.controllers.health(),

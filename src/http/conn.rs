@@ -12,8 +12,8 @@ use super::admission::{Phase, Slot};
 use super::head::{self, Framing, Head, HeadLimits, Parsed};
 use super::io::ConnIo;
 use super::ws;
-use crate::app::AppState;
 use crate::error::{AppError, ErrorKind};
+use crate::state::AppState;
 use bytes::BytesMut;
 use hyper::header::{HeaderValue, CONNECTION};
 use hyper::StatusCode;
@@ -52,7 +52,7 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// are dropped without an answer.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
-type ServiceResult = Result<hyper::Response<super::body::Body>, std::convert::Infallible>;
+type ServiceResult = Result<hyper::Response<crate::api::body::Body>, std::convert::Infallible>;
 
 /// What the service tells the connection loop about the request it served.
 #[derive(Default)]

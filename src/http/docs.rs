@@ -3,7 +3,7 @@
 //! and CSS are stored gzip-compressed (see `assets/README.md`) and sent with
 //! `Content-Encoding: gzip`.
 
-use super::body::{full, Body};
+use crate::api::body::{full, Body};
 use crate::error::{AppError, AppResult};
 use hyper::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Response};

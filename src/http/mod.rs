@@ -8,22 +8,20 @@
 //! before any routing, is `{detail, status_code}` JSON.
 
 pub mod admission;
-pub mod body;
 mod conn;
 mod docs;
 pub mod head;
 mod io;
-pub mod multipart;
 pub mod origin;
 mod ws;
 
+use crate::api::body::{error_response, json, Body, BodyDeadline};
 use crate::api::routes::{self, Access, Found, Op};
 use crate::api::{self, Ctx};
-use crate::app::AppState;
 use crate::auth::{Credentials, Principal, Source};
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::state::AppState;
 use admission::{Admission, Phase, Refusal};
-use body::{error_response, json, Body, BodyDeadline};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};

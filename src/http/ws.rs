@@ -1,19 +1,22 @@
 //! The `/ws` WebSocket: authenticated like the REST API (plus `?token=` for browsers), then fed
-//! from the [`crate::bus`]. Each client gets only the topics its scopes allow, a protocol ping
-//! every 30 s, and a credential re-check at the same pace (a revoked key or ended session is
-//! disconnected). A client that falls behind the bounded queue is disconnected, never waited for.
+//! from the [`crate::bus`]: each client is a subscriber that turns the typed messages into the
+//! ArgusAI wire envelope `{"type", "data", "timestamp"}`. Each client gets only the messages its
+//! scopes allow, a protocol ping every 30 s, and a credential re-check at the same pace (a
+//! revoked key or ended session is disconnected). A client that falls behind the stream's
+//! bounded ring is disconnected (close code 1008, counted as `ws` in the stream's lag
+//! counters), never waited for.
 //!
 //! A browser's cookie is accepted only from the appliance's own pages ([`super::origin`]); an
 //! explicit credential (header or `?token=`) wins over the cookie, and an invalid one is a 401,
 //! never a fall-back to the cookie. The upgrade handler answers `101` and leaves the session in
 //! the connection's [`Handoff`]; the connection loop then runs [`run`] on the connection.
 
-use super::body::{empty, Body};
-use crate::app::AppState;
+use crate::api::body::{empty, Body};
 use crate::auth::{Credentials, Principal, Source};
-use crate::bus::Topic;
+use crate::bus::{Message, Missed};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::model::Scope;
+use crate::state::AppState;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
@@ -21,13 +24,14 @@ use hyper::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{HeaderMap, Request, Response, StatusCode};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -129,12 +133,86 @@ pub async fn upgrade(
         .expect("static headers are valid"))
 }
 
+/// Which scope a client needs to receive a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topic {
+    Events,
+    Cameras,
+}
+
 fn allowed(p: &Principal, topic: Topic) -> bool {
     match topic {
         Topic::Events => p.allows(Scope::ReadEvents),
         Topic::Cameras => p.allows(Scope::ReadCameras),
-        Topic::Notifications => true,
     }
+}
+
+/// The wire form of a stream message: its topic and its JSON text.
+fn wire(ts: i64, msg: &Message) -> (Topic, String) {
+    use crate::api::{cameras, events, notifications};
+    let (topic, kind, data) = match msg {
+        Message::EventCreated(e) => (
+            Topic::Events,
+            "event.created",
+            serde_json::to_value(events::EventDto::from_info(e)),
+        ),
+        Message::EventUpdated(e, _) => (
+            Topic::Events,
+            "event.updated",
+            serde_json::to_value(events::EventDto::from_info(e)),
+        ),
+        Message::EventDeleted { id, camera_id } => (
+            Topic::Events,
+            "event.deleted",
+            Ok(serde_json::json!({ "id": id, "camera_id": camera_id })),
+        ),
+        Message::CameraStatus {
+            camera_id,
+            name,
+            status,
+        } => (
+            Topic::Cameras,
+            "camera.status",
+            serde_json::to_value(cameras::status_message(camera_id, name, status)),
+        ),
+        Message::ControllerStatus {
+            controller_id,
+            name,
+            status,
+        } => (
+            Topic::Cameras,
+            "protect.status",
+            Ok(serde_json::json!({
+                "controller_id": controller_id,
+                "name": name,
+                "status": status.status,
+                "error": status.error,
+            })),
+        ),
+        Message::DoorbellRing(r) => (
+            Topic::Events,
+            "doorbell.ring",
+            Ok(serde_json::json!({
+                "camera_id": r.camera_id,
+                "camera_name": r.camera_name,
+                "protect_camera_id": r.protect_camera_id,
+                "protect_event_id": r.protect_event_id,
+                "timestamp": crate::clock::format_rfc3339(r.ts),
+            })),
+        ),
+        // Notifications point at events (or at the AI cost caps): `read:events` sees them.
+        Message::NotificationCreated(n) => (
+            Topic::Events,
+            "notification.new",
+            Ok(notifications::ws_data(n)),
+        ),
+    };
+    let env = serde_json::json!({
+        "type": kind,
+        "data": data.unwrap_or_default(),
+        "timestamp": crate::clock::format_rfc3339(ts),
+    });
+    (topic, env.to_string())
 }
 
 /// Runs an accepted session on its connection; `early` holds bytes the client sent after its
@@ -156,7 +234,7 @@ pub async fn run<S>(
 }
 
 async fn close<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    ws: &mut futures_util::stream::SplitSink<WebSocketStream<S>, WsMessage>,
     code: CloseCode,
     reason: &str,
 ) {
@@ -164,7 +242,7 @@ async fn close<S: AsyncRead + AsyncWrite + Unpin>(
         code,
         reason: reason.to_string().into(),
     };
-    let _ = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(SEND_TIMEOUT, ws.send(WsMessage::Close(Some(frame)))).await;
 }
 
 async fn client<S: AsyncRead + AsyncWrite + Unpin>(
@@ -175,38 +253,43 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     mut stop: watch::Receiver<bool>,
 ) {
     let (mut tx, mut rx_ws) = ws.split();
-    let mut rx = state.bus.subscribe();
+    let mut rx = state.bus.subscribe("ws");
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    tracing::debug!(
-        clients = state.bus.client_count(),
-        "WebSocket client connected"
-    );
+    struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let clients = state.ws_clients.fetch_add(1, Ordering::Relaxed) + 1;
+    let _counted = Counted(&state.ws_clients);
+    tracing::debug!(clients, "WebSocket client connected");
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Ok(m) => {
-                    if !allowed(&principal, m.topic) {
+                Ok((ts, m)) => {
+                    let (topic, json) = wire(ts, &m);
+                    if !allowed(&principal, topic) {
                         continue;
                     }
-                    let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(m.json.clone()))).await;
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(WsMessage::text(json))).await;
                     if !matches!(sent, Ok(Ok(()))) {
                         break;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "WebSocket client too slow; disconnecting it");
+                Err(Missed::Lagged(_)) => {
                     close(&mut tx, CloseCode::Policy, "client too slow").await;
                     break;
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(Missed::Closed) => break,
             },
             incoming = rx_ws.next() => match incoming {
-                Some(Ok(Message::Text(t))) if t.as_str() == "ping" => {
-                    if tx.send(Message::text("pong")).await.is_err() {
+                Some(Ok(WsMessage::Text(t))) if t.as_str() == "ping" => {
+                    if tx.send(WsMessage::text("pong")).await.is_err() {
                         break;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
@@ -219,7 +302,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
                     close(&mut tx, CloseCode::Policy, "credentials no longer valid").await;
                     break;
                 }
-                let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Default::default()))).await;
+                let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(WsMessage::Ping(Default::default()))).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }

@@ -1,5 +1,5 @@
 //! The settings key/value table. Values are JSON documents; typing and validation belong to the
-//! caller (`crate::settings`).
+//! caller (the `settings` module).
 
 use super::StoreResult;
 use rusqlite::{Connection, OptionalExtension};

@@ -1,5 +1,9 @@
 //! Runtime settings an owner edits through `GET`/`PUT /api/v1/system/settings`: typed, validated,
 //! with defaults, stored as one JSON document in the `settings` table. Unknown keys are refused.
+//! [`SettingsHandle`] reads and writes them.
+
+mod handle;
+pub use handle::SettingsHandle;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
