@@ -11,6 +11,7 @@ pub use crate::state::{
 
 use crate::config::Config;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -36,6 +37,26 @@ pub async fn run(
         state.store.clone(),
         state.clock.clone(),
         state.settings.clone(),
+        stop_rx.clone(),
+    ));
+    let alerts = tokio::spawn(crate::alerts::engine::run(
+        Arc::new(crate::alerts::engine::Env {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            bus: state.bus.clone(),
+            links: state.links.clone(),
+            outbox: state.outbox.clone(),
+        }),
+        state.bus.subscribe("alerts"),
+        stop_rx.clone(),
+    ));
+    let webhooks = tokio::spawn(crate::alerts::webhook::run(
+        Arc::new(crate::alerts::webhook::Env {
+            store: state.store.clone(),
+            keys: state.keys.clone(),
+            clock: state.clock.clone(),
+            wake: state.outbox.clone(),
+        }),
         stop_rx.clone(),
     ));
     // Background: write API-key usage every 10 s.
@@ -108,6 +129,8 @@ pub async fn run(
     state.controllers.stop_all().await;
     let _ = flusher.await;
     let _ = pruner.await;
+    let _ = alerts.await;
+    let _ = webhooks.await;
     if let Err(e) = state.usage.flush(&state.store).await {
         tracing::warn!(error = %e, "could not write API key usage at shutdown");
     }

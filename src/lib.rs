@@ -26,6 +26,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod ai;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -66,6 +66,12 @@ pub struct AppState {
     pub describer: Arc<crate::describe::Describer>,
     /// Retention policy, pruner state, free-disk floor, consistency report.
     pub retention: Arc<crate::retention::Retention>,
+    /// Signed snapshot links for webhooks and notifications.
+    pub links: crate::alerts::links::MediaLinks,
+    /// Sends webhook requests (the dispatcher has its own; this one serves `/webhooks/test`).
+    pub webhooks: crate::alerts::webhook::Sender,
+    /// Wakes the webhook dispatcher when the alert engine queues a delivery.
+    pub outbox: Arc<tokio::sync::Notify>,
     /// Connected `/ws` clients (kept by the HTTP layer, shown by `/system/health`).
     pub ws_clients: Arc<std::sync::atomic::AtomicUsize>,
     pub started: Instant,
@@ -205,7 +211,16 @@ impl AppState {
                 protect: cfg.protect.clone(),
             },
         ));
+        let links = crate::alerts::links::MediaLinks::new(
+            keys.media_key(),
+            cfg.http.public_url.clone(),
+            cfg.http.media_link_ttl_secs,
+            deps.clock.clone(),
+        );
         Ok(Arc::new(AppState {
+            links,
+            webhooks: crate::alerts::webhook::Sender::new(),
+            outbox: Arc::default(),
             login_limiter: LoginLimiter::new(
                 cfg.auth.login_attempts_per_15min,
                 cfg.auth.login_attempts_per_minute,

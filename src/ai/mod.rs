@@ -42,6 +42,14 @@ pub const USER_AGENT: &str = concat!("argus-edge/", env!("CARGO_PKG_VERSION"));
 /// HTTP/2 is offered through ALPN; reqwest does not set ALPN on a preconfigured TLS config, so
 /// it is set here. One client should be shared by every call (it pools connections).
 pub fn http_client() -> Result<reqwest::Client, String> {
+    client_builder()?
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// An HTTPS-capable client builder: rustls with the ring provider and the webpki roots, the
+/// appliance's user agent, a 5 s connect timeout. Webhooks build their client from it too.
+pub fn client_builder() -> Result<reqwest::ClientBuilder, String> {
     use tokio_rustls::rustls;
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -53,13 +61,11 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .pool_idle_timeout(Duration::from_secs(60)))
 }
 
 #[cfg(test)]

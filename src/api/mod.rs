@@ -5,6 +5,7 @@
 //! ids are UUIDs; times are RFC 3339 UTC with a `Z`; errors are `{detail, status_code}`.
 
 pub mod ai;
+pub mod alert_rules;
 pub mod api_keys;
 pub mod auth;
 pub mod body;
@@ -16,6 +17,7 @@ pub mod openapi;
 pub mod protect;
 pub mod routes;
 pub mod system;
+pub mod webhooks;
 
 use crate::api::body::Body;
 use crate::auth::Principal;
@@ -172,6 +174,20 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::GetApiKey => api_keys::get(ctx).await,
         Op::RevokeApiKey => api_keys::revoke(ctx).await,
         Op::ApiKeyUsage => api_keys::usage(ctx).await,
+        Op::ListAlertRules => alert_rules::list(ctx, req).await,
+        Op::CreateAlertRule => alert_rules::create(ctx, req).await,
+        Op::GetAlertRule => alert_rules::get(ctx).await,
+        Op::UpdateAlertRule => alert_rules::update(ctx, req).await,
+        Op::DeleteAlertRule => alert_rules::delete(ctx).await,
+        Op::TestAlertRule => alert_rules::test(ctx, req).await,
+        Op::ListNotifications => notifications::list(ctx, req).await,
+        Op::DeleteNotifications => notifications::delete_all(ctx, req).await,
+        Op::MarkAllNotificationsRead => notifications::mark_all_read(ctx).await,
+        Op::MarkNotificationRead => notifications::mark_read(ctx).await,
+        Op::DeleteNotification => notifications::delete(ctx).await,
+        Op::TestWebhook => webhooks::test(ctx, req).await,
+        Op::WebhookLogs => webhooks::logs(ctx, req).await,
+        Op::ExportWebhookLogs => webhooks::export(ctx, req).await,
     }
 }
 

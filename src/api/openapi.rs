@@ -58,6 +58,12 @@ impl Modify for Security {
         super::ai::context_metrics, super::ai::refine_prompt,
         super::api_keys::list, super::api_keys::create, super::api_keys::get,
         super::api_keys::revoke, super::api_keys::usage,
+        super::alert_rules::list, super::alert_rules::create, super::alert_rules::get,
+        super::alert_rules::update, super::alert_rules::delete, super::alert_rules::test,
+        super::notifications::list, super::notifications::delete_all,
+        super::notifications::mark_all_read, super::notifications::mark_read,
+        super::notifications::delete,
+        super::webhooks::test, super::webhooks::logs, super::webhooks::export,
     ),
     tags(
         (name = "system", description = "Health, settings, storage, TLS"),
@@ -67,6 +73,8 @@ impl Modify for Security {
         (name = "protect", description = "UniFi Protect controllers"),
         (name = "ai", description = "Cloud vision descriptions and their cost"),
         (name = "api-keys", description = "Keys for integrations"),
+        (name = "alerts", description = "Alert rules, webhooks and their delivery log"),
+        (name = "notifications", description = "In-app notifications"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,9 @@ pub enum Access {
     User,
     /// A credential holding this scope.
     Scope(Scope),
+    /// A signed media link (`?exp=&sig=` for the path's `{id}`), or a credential holding this
+    /// scope. A link that is present but tampered with, expired or for other media is a 403.
+    SignedOr(Scope),
 }
 
 /// One operation per (method, path).
@@ -70,6 +73,20 @@ pub enum Op {
     GetApiKey,
     RevokeApiKey,
     ApiKeyUsage,
+    ListAlertRules,
+    CreateAlertRule,
+    GetAlertRule,
+    UpdateAlertRule,
+    DeleteAlertRule,
+    TestAlertRule,
+    ListNotifications,
+    DeleteNotifications,
+    MarkAllNotificationsRead,
+    MarkNotificationRead,
+    DeleteNotification,
+    TestWebhook,
+    WebhookLogs,
+    ExportWebhookLogs,
 }
 
 pub struct Route {
@@ -116,7 +133,7 @@ routes! {
     DELETE "/events/cleanup" Scope(Admin) => CleanupEvents;
     GET "/events/{id}" Scope(ReadEvents) => GetEvent;
     DELETE "/events/{id}" Scope(Admin) => DeleteEvent;
-    GET "/events/{id}/thumbnail" Scope(ReadEvents) => EventThumbnail;
+    GET "/events/{id}/thumbnail" SignedOr(ReadEvents) => EventThumbnail;
     POST "/events/{id}/reanalyse" Scope(Admin) => ReanalyseEvent;
     GET "/protect/controllers" Scope(ReadCameras) => ListControllers;
     POST "/protect/controllers" Scope(WriteCameras) => CreateController;
@@ -140,6 +157,20 @@ routes! {
     GET "/api-keys/{id}" Scope(Admin) => GetApiKey;
     DELETE "/api-keys/{id}" Scope(Admin) => RevokeApiKey;
     GET "/api-keys/{id}/usage" Scope(Admin) => ApiKeyUsage;
+    GET "/alert-rules" Scope(Admin) => ListAlertRules;
+    POST "/alert-rules" Scope(Admin) => CreateAlertRule;
+    GET "/alert-rules/{id}" Scope(Admin) => GetAlertRule;
+    PUT "/alert-rules/{id}" Scope(Admin) => UpdateAlertRule;
+    DELETE "/alert-rules/{id}" Scope(Admin) => DeleteAlertRule;
+    POST "/alert-rules/{id}/test" Scope(Admin) => TestAlertRule;
+    GET "/notifications" Scope(ReadEvents) => ListNotifications;
+    DELETE "/notifications" Scope(ReadEvents) => DeleteNotifications;
+    PATCH "/notifications/mark-all-read" Scope(ReadEvents) => MarkAllNotificationsRead;
+    PATCH "/notifications/{id}/read" Scope(ReadEvents) => MarkNotificationRead;
+    DELETE "/notifications/{id}" Scope(ReadEvents) => DeleteNotification;
+    POST "/webhooks/test" Scope(Admin) => TestWebhook;
+    GET "/webhooks/logs" Scope(Admin) => WebhookLogs;
+    GET "/webhooks/logs/export" Scope(Admin) => ExportWebhookLogs;
 }
 
 /// Paths with the indexes of their routes.

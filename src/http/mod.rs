@@ -23,7 +23,7 @@ use crate::error::{AppError, AppResult, ErrorKind};
 use crate::state::AppState;
 use admission::{Admission, Phase, Refusal};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW};
+use hyper::header::{HeaderValue, ALLOW, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -217,7 +217,8 @@ async fn serve_inner(
     };
 
     let http = &state.cfg.http;
-    let public = route.access == Access::Public;
+    let signed = matches!(route.access, Access::SignedOr(_)) && signed_link(state, &req, &params)?;
+    let public = route.access == Access::Public || signed;
     // Only requests that carry a body need its deadline (reading one is the only use).
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         req.extensions_mut().insert(BodyDeadline {
@@ -246,6 +247,14 @@ async fn serve_inner(
         );
         if source == Source::Cookie && unsafe_method {
             origin::check(req.headers(), public_origin(state).as_ref(), true)?;
+        }
+        if let Some(host) = req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
+            let scheme = if state.cfg.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            state.links.saw_origin(&format!("{scheme}://{host}"));
         }
         Some(p)
     };
@@ -317,6 +326,39 @@ fn authorise(access: Access, op: Op, principal: Option<&Principal>) -> AppResult
     match access {
         Access::Public | Access::Any => Ok(()),
         Access::User => p.user().map(|_| ()),
-        Access::Scope(s) => p.require(s),
+        Access::Scope(s) | Access::SignedOr(s) => p.require(s),
+    }
+}
+
+/// True when the request carries a valid signed media link for the path's `{id}`; false when
+/// it carries none; 403 when it carries one that is tampered with, expired or for other media.
+fn signed_link(
+    state: &AppState,
+    req: &Request<Incoming>,
+    params: &[(String, String)],
+) -> AppResult<bool> {
+    let (mut exp, mut sig) = (None, None);
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "exp" => exp = Some(v.into_owned()),
+            "sig" => sig = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if exp.is_none() && sig.is_none() {
+        return Ok(false);
+    }
+    let id = params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let (exp, sig) = (exp.unwrap_or_default(), sig.unwrap_or_default());
+    match state.links.verify(id, &exp, &sig) {
+        Ok(()) => Ok(true),
+        Err(crate::alerts::sign::MediaRefusal::Expired) => {
+            Err(AppError::forbidden("This media link has expired"))
+        }
+        Err(_) => Err(AppError::forbidden("This media link is not valid")),
     }
 }

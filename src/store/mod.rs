@@ -15,6 +15,7 @@
 //! safety", has the measurements behind this choice).
 
 pub mod ai;
+pub mod alerts;
 pub mod api_keys;
 pub mod cameras;
 pub mod events;

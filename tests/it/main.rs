@@ -1,6 +1,7 @@
 //! The integration tests: the real server on loopback, driven over HTTP and WebSocket.
 
 mod ai_providers;
+mod alerts;
 mod api_keys;
 mod auth;
 mod cameras;
