@@ -442,6 +442,25 @@ impl Describer {
                 }),
                 created_at: now,
             };
+            // Stored like every notification (listed, marked read, deleted), then announced.
+            let row = crate::store::alerts::NotificationRow {
+                id: notice.id.clone(),
+                event_id: None,
+                rule_id: None,
+                rule_name: None,
+                kind: "ai_cost".into(),
+                title: Some(notice.title.clone()),
+                event_description: notice.event_description.clone(),
+                read: false,
+                created_at: now,
+            };
+            if let Err(e) = self
+                .store
+                .write(move |c| crate::store::alerts::insert_notification(c, &row))
+                .await
+            {
+                tracing::error!(error = %e, "could not store a cost-cap notification");
+            }
             self.bus
                 .publish(now, Message::NotificationCreated(Arc::new(notice)));
         }

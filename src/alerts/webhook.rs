@@ -1,5 +1,6 @@
 //! Webhook deliveries from the durable outbox: one POST per delivery with a 5 s timeout, up to
-//! 3 retries after 1, 2 and 4 s, at most 100 calls a minute per rule, every attempt logged.
+//! 3 retries after 1, 2 and 4 s, at most 100 calls a minute per rule, every attempt logged (the
+//! log keeps 30 days).
 //!
 //! Each request carries `X-Argus-Timestamp`, `X-Argus-Signature: t=<unix s>,v1=<hex HMAC-SHA256
 //! of "<t>.<body>" under the rule's secret>` and `X-Argus-Delivery: <outbox id>`, plus the
@@ -39,6 +40,8 @@ pub const BACKOFF: [Duration; 3] = [
 pub const PER_RULE_PER_MINUTE: u32 = 100;
 /// Requests in flight at once, over all rules.
 const CONCURRENT: usize = 8;
+/// Days the delivery log is kept.
+pub const LOG_DAYS: i64 = 30;
 /// Characters of a receiver's answer kept in the log and in a test's result.
 const BODY_KEPT: usize = 200;
 
@@ -205,8 +208,22 @@ pub async fn run(env: Arc<Env>, mut stop: watch::Receiver<bool>) {
         slots: Semaphore::new(CONCURRENT),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    let mut pruned_at = None::<Instant>;
     loop {
         while tasks.try_join_next().is_some() {}
+        // The delivery log keeps LOG_DAYS days.
+        if pruned_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            pruned_at = Some(Instant::now());
+            let before = shared.env.clock.now_ms() - LOG_DAYS * 86_400_000;
+            if let Err(e) = shared
+                .env
+                .store
+                .write(move |c| sql::prune_logs(c, before))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot prune the webhook log");
+            }
+        }
         let busy = shared
             .in_flight
             .lock()

@@ -27,4 +27,5 @@ mod storage;
 mod support;
 mod system;
 mod video;
+mod webhook_receiver;
 mod ws;

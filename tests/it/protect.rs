@@ -762,3 +762,83 @@ async fn a_protect_event_is_described_by_the_cloud() {
     assert!(body.contains("UniFi Protect"), "{body}");
     assert!(body.contains("person (score 87%)"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protect_smart_detections_and_rings_fire_alert_rules() {
+    let hook = crate::webhook_receiver::Receiver::start().await;
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    let e = enable(
+        &app,
+        &admin,
+        &ctrl,
+        fp::DRIVEWAY_ID,
+        json!(["person", "vehicle"]),
+    )
+    .await;
+    let drive = e["camera_id"].as_str().unwrap().to_string();
+    cooldown(&app, &admin, &drive, 0).await;
+    let d = enable(&app, &admin, &ctrl, fp::FRONT_DOOR_ID, json!(["ring"])).await;
+    let door = d["camera_id"].as_str().unwrap().to_string();
+    let (s, people) = app
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({"name": "People on the drive", "conditions": {"object_types": ["person"], "cameras": [drive]},
+                   "actions": {"webhook": {"url": hook.url}}, "cooldown_minutes": 0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{people}");
+    let (s, rings) = app
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({"name": "Doorbell", "conditions": {"object_types": ["ring"]}, "cooldown_minutes": 0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rings}");
+    // A vehicle: the people rule stays quiet. A person: it fires.
+    smart(&fake, "ev-a1", fp::DRIVEWAY_ID, &["vehicle"], "u-a1", false);
+    smart(&fake, "ev-a2", fp::DRIVEWAY_ID, &["person"], "u-a2", true);
+    let hits = hook.wait(1, 15).await;
+    assert_eq!(hits[0].body["rule"]["id"], people["id"]);
+    assert_eq!(hits[0].body["camera"]["id"], json!(drive));
+    assert_eq!(hits[0].body["detection_type"], json!("person"));
+    assert_eq!(hits[0].body["source_type"], json!("protect"));
+    // A ring fires the doorbell rule (an in-app notification).
+    ring(&fake, "ev-ring-a", "u-a3");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, list) = app.get("/api/v1/notifications", &admin).await;
+        let ring_notes: Vec<&Value> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["rule_id"] == rings["id"])
+            .collect();
+        if let Some(n) = ring_notes.first() {
+            let (_, ev) = app
+                .get(
+                    &format!("/api/v1/events/{}", n["event_id"].as_str().unwrap()),
+                    &admin,
+                )
+                .await;
+            assert_eq!(ev["camera_id"], json!(door));
+            assert_eq!(ev["is_doorbell_ring"], json!(true));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ring notification: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook.hits().len(),
+        1,
+        "the vehicle did not fire the people rule"
+    );
+}

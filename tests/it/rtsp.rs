@@ -221,3 +221,106 @@ async fn rtsps_cameras_stream_through_tls() {
     let v = app.wait_camera_status(&admin, &id, "streaming", 20).await;
     assert_eq!(v["status"]["resolution"], json!("320x180"));
 }
+
+/// Writes the pictures of an H.264 clip as numbered JPEGs (`0000.jpg`, ...) with the
+/// appliance's own decoder, for the RTSP server's `--frames`.
+fn clip_frames(clip: &str, dir: &std::path::Path) -> usize {
+    let bytes = std::fs::read(clip).unwrap();
+    let mut dec = argus::video::decode::H264Decoder::new().unwrap();
+    let mut n = 0;
+    for au in argus::video::h264::access_units(&bytes) {
+        dec.decode(&au, &mut |p: &argus::video::decode::Picture<'_>| {
+            let jpeg = argus::video::jpeg::encode_picture(p, p.width, 90).unwrap();
+            std::fs::write(dir.join(format!("{n:04}.jpg")), jpeg).unwrap();
+            n += 1;
+        });
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
+    let frames = tempfile::tempdir().unwrap();
+    let n = clip_frames(&crate::capture::data("appear-640x360.h264"), frames.path());
+    assert!(n >= 60, "{n} frames");
+    let port = free_port();
+    let pattern = frames.path().join("%04d.jpg");
+    let _server = RtspServer::start(port, &["--frames", pattern.to_str().unwrap()]);
+    let hook = crate::webhook_receiver::Receiver::start().await;
+    let app = TestApp::start_with(with_detector).await;
+    let admin = app.admin_token().await;
+    let (s, person) = app
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({"name": "Person", "conditions": {"object_types": ["person"]},
+                   "actions": {"webhook": {"url": hook.url}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{person}");
+    let (s, vehicle) = app
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({"name": "Vehicle", "conditions": {"object_types": ["vehicle"]},
+                   "actions": {"webhook": {"url": hook.url}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{vehicle}");
+    let (s, cam) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Door", "type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"),
+                   "frame_rate": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let hits = hook.wait(1, 60).await;
+    let h = &hits[0];
+    assert_eq!(h.body["rule"]["id"], person["id"]);
+    assert_eq!(h.body["camera"]["id"], cam["id"]);
+    assert_eq!(h.body["detection_type"], json!("person"));
+    assert_eq!(h.body["source_type"], json!("rtsp"));
+    assert!(h.header("x-argus-signature").starts_with("t="));
+    let (_, list) = app.get("/api/v1/notifications", &admin).await;
+    assert_eq!(list["data"][0]["rule_id"], person["id"], "{list}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        hook.hits().iter().all(|h| h.body["rule"]["id"] == person["id"]),
+        "the vehicle rule fired"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_motion_fires_an_alert_rule_with_a_webhook() {
+    let port = free_port();
+    let _server = RtspServer::start(port, &[]);
+    let hook = crate::webhook_receiver::Receiver::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let (s, cam) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Yard", "type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"),
+                   "frame_rate": 5, "motion_sensitivity": "high"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let (s, r) = app
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({"name": "Yard motion", "conditions": {"object_types": ["motion"], "cameras": [cam["id"]]},
+                   "actions": {"webhook": {"url": hook.url}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let hits = hook.wait(1, 30).await;
+    assert_eq!(hits[0].body["rule"]["id"], r["id"]);
+    assert_eq!(hits[0].body["camera"]["id"], cam["id"]);
+    assert_eq!(hits[0].body["source_type"], json!("rtsp"));
+    let (_, list) = app.get("/api/v1/notifications", &admin).await;
+    assert!(list["total_count"].as_u64() >= Some(1), "{list}");
+}
