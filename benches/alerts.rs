@@ -11,6 +11,7 @@
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
+#[allow(dead_code)]
 #[path = "../tests/it/webhook_receiver.rs"]
 mod webhook_receiver;
 

@@ -3,7 +3,7 @@
 //!
 //!     cargo bench --bench store
 //!
-//! Inserts: 8 tasks (8 cameras' worth of load) call `AppState::record_event` back to back, each
+//! Inserts: 8 tasks (8 cameras' worth of load) call `Events::record` back to back, each
 //! event with a snapshot of `SNAPSHOT_BYTES` (default 4096; written atomically: temp file,
 //! fsync, rename, directory fsync; 0 = rows only), for `BENCH_SECS` (default 5) per mode. The modes compare the writer's `synchronous` setting
 //! (FULL, as shipped, against NORMAL) and the group commit (as shipped) against one commit per

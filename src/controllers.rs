@@ -7,7 +7,8 @@
 //! drop it reopens from the last update id it saw, so nothing the console sent in between is
 //! lost. Failures back off 1 s doubling to 30 s; a socket silent for `protect.idle_timeout_secs`
 //! is reopened; a 401 makes the client log in again (see [`crate::protect::ProtectClient`]).
-//! State changes go out as `protect.status` on `/ws` and into the controller row.
+//! State changes are published on the stream (`/ws` sends `protect.status`) and written into the
+//! controller row.
 //!
 //! Events: a detection passes when its camera is enabled for analysis and its kind is in the
 //! camera's `smart_detection_types`; one event per Protect event id; after an event a camera

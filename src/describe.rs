@@ -1,8 +1,10 @@
 //! Cloud descriptions of events: which events get one (an object event, a provider configured,
 //! the cost caps not reached, the camera's minimum interval passed), running the provider chain
 //! (`crate::ai`) in the background after the event was announced, writing the answer (or why
-//! there is none) onto the event with an `event.updated` message, one usage row per provider
-//! call, cost-cap alerts on `/ws`, and the figures `/ai/*` reports.
+//! there is none) onto the event through the event lifecycle (which publishes the update), one
+//! usage row per provider call, cost-cap notifications (stored and published), and the figures
+//! `/ai/*` reports. The describer holds the handles it uses (store, settings, events, stream,
+//! clock).
 //!
 //! Invariants: an event is stored and announced before any cloud call starts, and a failed,
 //! late or capped description never removes or blocks it; every provider call (success or

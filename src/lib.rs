@@ -1,14 +1,21 @@
 //! Argus Edge: an AI security-camera appliance in one binary.
 //!
 //! Codemap (see the README's Architecture section for data flow and invariants):
-//! - `app`: shared state, start-up, background tasks, [`app::run`].
+//! Layers point down only: `app` (start-up, background tasks, [`app::run`]) → `http` → `api` →
+//! `state` (`AppState`) → services → `bus` and the protocol and format code.
+//!
+//! - `app`: [`app::run`] and the background tasks; `state`: `AppState`, start-up, the handles
+//!   each service gets.
+//! - `events`: the event lifecycle (record, improve, describe, delete), published on `bus`.
+//! - `bus`: the one typed in-process stream that `/ws`, the alert engine and MQTT subscribe to.
+//! - `alerts`: alert rules, the engine that fires them for every event, notifications, the
+//!   webhook outbox and dispatcher, signatures and signed media links.
 //! - `http`: the server: connection admission and shedding, request heads read and checked
 //!   before hyper serves them, the request wrapper (auth, origin checks, rate limits, body
 //!   deadlines, errors), `/ws`, API docs.
 //! - `api`: one module per REST resource with its DTOs; `api::routes` is the route table.
 //! - `auth`: API keys, JWT sessions, passwords, scopes, rate limits.
 //! - `store`: all SQL (SQLite, WAL, embedded migrations) behind `Store`.
-//! - `bus`: fan-out of live messages to WebSocket clients.
 //! - `capture`: frame sources (RTSP, V4L2, H.264 files); `cameras`: the per-camera supervisor
 //!   and analysis threads; `video`: H.264 parsing and decoding, JPEG snapshots; `motion`: the
 //!   motion detector; `detect`: the on-device object detector (backends, inference pool,

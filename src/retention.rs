@@ -1,6 +1,6 @@
 //! Storage retention and the file/row consistency of the data dir: the policy (maximum age,
 //! per-camera ages, maximum storage, free-disk floor), the pruner that enforces it, the
-//! admission check `record_event` makes before writing a snapshot, the filesystem probe tests
+//! admission check `Events::record` makes before writing a snapshot, the filesystem probe tests
 //! replace, and the consistency pass (start-up sweep and `argus db check`).
 //!
 //! Pruning deletes the oldest events in batches of at most [`BATCH`] rows, one short write transaction
@@ -240,7 +240,7 @@ impl Usage {
     }
 }
 
-/// Retention state shared by the pruner, `record_event` and the handlers.
+/// Retention state shared by the pruner, `Events::record` and the handlers.
 pub struct Retention {
     probe: std::sync::Arc<dyn FsProbe>,
     data_dir: PathBuf,

@@ -27,6 +27,11 @@ pub struct HealthDto {
     pub protect: crate::controllers::ProtectHealth,
     /// The data filesystem against the free-disk floor.
     pub storage: StorageHealth,
+    /// Messages of the event stream each subscriber (`ws`, `alerts`) lost by falling more
+    /// than the stream's ring behind, since start-up.
+    pub stream_lagged: std::collections::BTreeMap<String, u64>,
+    /// Webhook deliveries waiting in the outbox (to be sent, or retried).
+    pub webhooks_pending: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,6 +50,12 @@ pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
     let db = ctx.state.store.ping().await;
     let st = ctx.state.retention.status();
     let degraded = !db || ctx.state.detector.degraded || st.low_disk;
+    let webhooks_pending = ctx
+        .state
+        .store
+        .read(crate::store::alerts::pending_count)
+        .await
+        .unwrap_or(0);
     ok(&HealthDto {
         status: if degraded { "degraded" } else { "ok" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -63,6 +74,14 @@ pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
             free_bytes: st.space.map(|s| s.free),
             min_free_disk_bytes: st.limits.map(|l| l.min_free_disk_bytes),
         },
+        stream_lagged: ctx
+            .state
+            .bus
+            .lagged()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        webhooks_pending,
     })
 }
 

@@ -560,6 +560,9 @@ async fn a_failing_receiver_is_retried_logged_and_never_blocks_events() {
         .get(&format!("/api/v1/events?camera_id={cam}"), &admin)
         .await;
     assert_eq!(page["total"], json!(4));
+    // They wait in the outbox between their attempts (7 s of backoff in all).
+    let (_, h) = app.get("/api/v1/system/health", &admin).await;
+    assert!(h["webhooks_pending"].as_u64() >= Some(1), "{h}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, logs) = app
@@ -573,6 +576,10 @@ async fn a_failing_receiver_is_retried_logged_and_never_blocks_events() {
             .await;
         // 3 deliveries of 4 attempts each.
         if logs["total_count"] == json!(12) {
+            // Given up: out of the outbox.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (_, h) = app.get("/api/v1/system/health", &admin).await;
+            assert_eq!(h["webhooks_pending"], json!(0), "{h}");
             assert!(
                 logs["data"]
                     .as_array()

@@ -287,7 +287,9 @@ async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
     assert_eq!(list["data"][0]["rule_id"], person["id"], "{list}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        hook.hits().iter().all(|h| h.body["rule"]["id"] == person["id"]),
+        hook.hits()
+            .iter()
+            .all(|h| h.body["rule"]["id"] == person["id"]),
         "the vehicle rule fired"
     );
 }

@@ -13,6 +13,12 @@ async fn health_is_public_and_says_what_it_knows() {
     assert_eq!(v["database"], json!(true));
     assert_eq!(v["version"], json!(env!("CARGO_PKG_VERSION")));
     assert!(v["uptime_seconds"].is_u64());
+    assert_eq!(
+        v["stream_lagged"],
+        json!({}),
+        "no subscriber fell behind: {v}"
+    );
+    assert_eq!(v["webhooks_pending"], json!(0));
 }
 
 #[tokio::test]
