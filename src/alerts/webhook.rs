@@ -249,8 +249,11 @@ pub async fn run(env: Arc<Env>, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => tracing::error!(error = %e, "cannot read the webhook outbox; will retry"),
         }
+        // A queued delivery, a finished one (room for more of a large backlog), or a periodic
+        // look.
         tokio::select! {
             _ = shared.env.wake.notified() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             _ = stop.changed() => break,
         }

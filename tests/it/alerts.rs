@@ -841,3 +841,103 @@ async fn deliveries_pending_at_a_kill_are_sent_once_after_the_restart() {
     delivery.dedup();
     assert_eq!(delivery.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_sends_at_most_100_webhooks_a_minute_and_the_rest_follow() {
+    let hook = Receiver::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let cam = app.camera(&admin, "Busy street").await;
+    rule(
+        &app,
+        &admin,
+        json!({"name": "Everything", "actions": {"dashboard_notification": false, "webhook": {"url": hook.url}},
+               "cooldown_minutes": 0}),
+    )
+    .await;
+    for _ in 0..105 {
+        app.event(&admin, person(&cam)).await;
+    }
+    let hits = hook.wait(105, 30).await;
+    // 100 at once, then one every 0.6 s: the 105th comes at least 3 s after the first.
+    let span = hits[104].at.duration_since(hits[0].at);
+    assert!(
+        span >= Duration::from_millis(2900),
+        "105 webhooks in {span:?}"
+    );
+    let mut events: Vec<Value> = hits.iter().map(|h| h.body["event_id"].clone()).collect();
+    events.sort_by_key(|v| v.to_string());
+    events.dedup();
+    assert_eq!(events.len(), 105, "every event once");
+    assert_eq!(
+        notifications(&app, &admin).await["total_count"],
+        json!(0),
+        "no in-app notification asked for"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_description_that_comes_later_follows_the_webhook_as_an_update() {
+    let fake = FakeAi::answering(
+        r#"{"description": "A white van stops at the gate.", "objects": ["vehicle"], "confidence": 85, "threat_level": "none"}"#,
+    )
+    .await;
+    let hook = Receiver::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let cam = app.camera(&admin, "Gate").await;
+    let r = rule(
+        &app,
+        &admin,
+        json!({"name": "Vehicles", "conditions": {"object_types": ["vehicle"]},
+               "actions": {"webhook": {"url": hook.url}}}),
+    )
+    .await;
+    let secret = r["webhook_secret"].as_str().unwrap().to_string();
+    let jpeg = std::fs::read(format!(
+        "{}/tests/data/images/person.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let e = app
+        .event(
+            &admin,
+            json!({"camera_id": cam, "detection_type": "vehicle", "confidence": 80,
+                   "description": "Something at the gate.",
+                   "thumbnail_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, jpeg)}),
+        )
+        .await;
+    let first = hook.wait(1, 10).await;
+    assert_eq!(first[0].body["type"], json!("alert"));
+    let (s, v) = app
+        .put(
+            "/api/v1/system/settings",
+            &admin,
+            json!({"ai_provider_order": ["openai"], "ai_providers": {"openai": {"api_key": "sk-test-key-1234", "base_url": fake.base("openai")}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/events/{}/reanalyse", e["id"].as_str().unwrap()),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let hits = hook.wait(2, 10).await;
+    let update = &hits[1];
+    assert_eq!(update.body["type"], json!("alert.updated"));
+    assert_eq!(update.body["event_id"], e["id"]);
+    assert_eq!(
+        update.body["description"],
+        json!("A white van stops at the gate.")
+    );
+    assert!(signed_by(update, &secret));
+    assert_ne!(
+        update.header("x-argus-delivery"),
+        first[0].header("x-argus-delivery")
+    );
+    // The rule fired once: one notification.
+    assert_eq!(notifications(&app, &admin).await["total_count"], json!(1));
+}

@@ -17,8 +17,7 @@ pub struct Hit {
     pub raw: Vec<u8>,
     pub body: Value,
     pub answered: u16,
-    /// When it arrived (read by `benches/alerts.rs`).
-    #[allow(dead_code)]
+    /// When it arrived.
     pub at: Instant,
 }
 
