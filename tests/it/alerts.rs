@@ -51,6 +51,37 @@ async fn notifications(app: &TestApp, auth: &str) -> Value {
     v
 }
 
+/// A real photo (the cloud AI fake decodes what it is sent), base64.
+fn photo_b64() -> String {
+    let jpeg = std::fs::read(format!(
+        "{}/tests/data/images/person.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, jpeg)
+}
+
+/// Points the cloud describer at the fake and re-describes an event (its description arrives
+/// as an update).
+async fn describe_again(app: &TestApp, admin: &str, fake: &FakeAi, event: &Value) {
+    let (s, v) = app
+        .put(
+            "/api/v1/system/settings",
+            admin,
+            json!({"ai_provider_order": ["openai"], "ai_providers": {"openai": {"api_key": "sk-test-key-1234", "base_url": fake.base("openai")}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/events/{}/reanalyse", event["id"].as_str().unwrap()),
+            admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 fn person(cam: &str) -> Value {
     json!({"camera_id": cam, "detection_type": "person", "confidence": 90,
            "objects_detected": ["person"], "description": "A person at the door.",
@@ -364,15 +395,7 @@ async fn overnight_windows_days_and_description_words() {
         .event(&admin, at(24 * 60 + 2 * 60, "A red carpet is rolled out."))
         .await;
     let mut photo = at(12 * 60, "Nothing much.");
-    let jpeg = std::fs::read(format!(
-        "{}/tests/data/images/person.jpg",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    photo["thumbnail_base64"] = json!(base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        jpeg
-    ));
+    photo["thumbnail_base64"] = json!(photo_b64());
     let noon = app.event(&admin, photo).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let fired = |list: &Value, rule: &Value| -> Vec<Value> {
@@ -408,22 +431,7 @@ async fn overnight_windows_days_and_description_words() {
     let _ = noon;
 
     // The description comes later (a re-analysis): the word rule fires then.
-    let (s, v) = app
-        .put(
-            "/api/v1/system/settings",
-            &admin,
-            json!({"ai_provider_order": ["openai"], "ai_providers": {"openai": {"api_key": "sk-test-key-1234", "base_url": fake.base("openai")}}}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/events/{}/reanalyse", noon["id"].as_str().unwrap()),
-            &admin,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    describe_again(&app, &admin, &fake, &noon).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let list = notifications(&app, &admin).await;
@@ -434,7 +442,7 @@ async fn overnight_windows_days_and_description_words() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the word rule never fired on the description {v}: {list}"
+            "the word rule never fired on the description: {list}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -894,37 +902,17 @@ async fn a_description_that_comes_later_follows_the_webhook_as_an_update() {
     )
     .await;
     let secret = r["webhook_secret"].as_str().unwrap().to_string();
-    let jpeg = std::fs::read(format!(
-        "{}/tests/data/images/person.jpg",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
     let e = app
         .event(
             &admin,
             json!({"camera_id": cam, "detection_type": "vehicle", "confidence": 80,
                    "description": "Something at the gate.",
-                   "thumbnail_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, jpeg)}),
+                   "thumbnail_base64": photo_b64()}),
         )
         .await;
     let first = hook.wait(1, 10).await;
     assert_eq!(first[0].body["type"], json!("alert"));
-    let (s, v) = app
-        .put(
-            "/api/v1/system/settings",
-            &admin,
-            json!({"ai_provider_order": ["openai"], "ai_providers": {"openai": {"api_key": "sk-test-key-1234", "base_url": fake.base("openai")}}}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/events/{}/reanalyse", e["id"].as_str().unwrap()),
-            &admin,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    describe_again(&app, &admin, &fake, &e).await;
     let hits = hook.wait(2, 10).await;
     let update = &hits[1];
     assert_eq!(update.body["type"], json!("alert.updated"));
