@@ -270,6 +270,28 @@ fn unseal_headers(keys: &Keys, sealed: Option<&[u8]>) -> BTreeMap<String, String
 
 /// Delivers one outbox row: attempts until a 2xx or the retries run out.
 async fn deliver(shared: Arc<Shared>, d: Delivery) {
+    let id = d.outbox.id;
+    // A scan can return a row whose task finished (and left the in-flight set) after the scan
+    // read it: the row itself says whether it is still queued, and with how many attempts.
+    // (Read on the writer, so after any commit that ended the delivery.)
+    let queued = shared
+        .env
+        .store
+        .write(move |c| sql::outbox_attempts(c, id))
+        .await;
+    match queued {
+        Ok(Some(attempts)) => deliver_queued(&shared, d, attempts).await,
+        Ok(None) => {}
+        Err(e) => tracing::error!(delivery = id, error = %e, "cannot read the webhook outbox"),
+    }
+    shared
+        .in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+}
+
+async fn deliver_queued(shared: &Shared, d: Delivery, attempts: u32) {
     let env = &shared.env;
     let id = d.outbox.id;
     let headers = unseal_headers(&env.keys, d.headers_sealed.as_deref());
@@ -277,7 +299,7 @@ async fn deliver(shared: Arc<Shared>, d: Delivery) {
         .secret_sealed
         .as_deref()
         .and_then(|s| env.keys.unseal(s).ok());
-    let mut attempt = d.outbox.attempts as usize;
+    let mut attempt = attempts as usize;
     loop {
         while let Err(nu) = shared.limiter.check_key(&d.outbox.rule_id) {
             tokio::time::sleep(nu.wait_time_from(DefaultClock::default().now())).await;
@@ -339,9 +361,4 @@ async fn deliver(shared: Arc<Shared>, d: Delivery) {
         tokio::time::sleep(wait).await;
         attempt = next;
     }
-    shared
-        .in_flight
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
 }

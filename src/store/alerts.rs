@@ -381,6 +381,15 @@ pub fn due(conn: &Connection, now: i64, limit: u32) -> StoreResult<Vec<Delivery>
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The attempts made so far of a queued delivery; `None` once it has left the outbox (sent,
+/// given up, or its rule deleted).
+pub fn outbox_attempts(conn: &Connection, id: i64) -> StoreResult<Option<u32>> {
+    Ok(conn
+        .prepare_cached("SELECT attempts FROM webhook_outbox WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
 /// When the earliest queued delivery is due, if any is queued.
 pub fn next_due_at(conn: &Connection) -> StoreResult<Option<i64>> {
     Ok(conn
@@ -929,7 +938,12 @@ mod tests {
                 insert_rule(c, &rule("r1", 0))?;
                 let id = enqueue(c, "r1", Some("e1"), "event", "{}", 100)?;
                 let other = enqueue(c, "r1", Some("e2"), "event", "{}", 100)?;
+                retry_later(c, other, 2, 300)?;
+                assert_eq!(outbox_attempts(c, id)?, Some(0));
+                assert_eq!(outbox_attempts(c, other)?, Some(2));
                 finish(c, id, &log("r1", true, 150))?;
+                // A stale scan's copy of a finished delivery is recognised as gone.
+                assert_eq!(outbox_attempts(c, id)?, None);
                 assert_eq!(pending_count(c)?, 1);
                 assert_eq!(due(c, 1000, 10)?[0].outbox.id, other);
                 let (logs, total) = logs_page(c, &LogFilter::default(), 10, 0)?;
