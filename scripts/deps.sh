@@ -6,9 +6,10 @@ set -euo pipefail
 # headers; GStreamer's RTSP server (through Debian's python3-gi): the loopback camera the RTSP
 # tests talk to.
 # unzip, systemd (systemd-analyze) and shellcheck: the Buildroot and systemd unit checks.
+# mosquitto (and its clients): the real MQTT broker each MQTT test starts on loopback.
 pkgs=(gcc g++ pkg-config curl libclang-dev python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  unzip systemd shellcheck "$@")
+  unzip systemd shellcheck mosquitto mosquitto-clients "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

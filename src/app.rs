@@ -1,6 +1,6 @@
 //! The running appliance: [`run`] builds the state, starts the background tasks (pruner,
-//! usage flusher, watchdog, cameras, Protect controllers, alert engine) and serves HTTP until
-//! told to stop.
+//! usage flusher, watchdog, cameras, Protect controllers, alert engine, webhooks, MQTT) and
+//! serves HTTP until told to stop.
 //!
 //! `run(config, deps, listener, shutdown)` takes an already-bound listener and a shutdown future,
 //! so tests start the real server on port 0 and stop it when they like.
@@ -57,6 +57,23 @@ pub async fn run(
             clock: state.clock.clone(),
             wake: state.outbox.clone(),
         }),
+        stop_rx.clone(),
+    ));
+    // MQTT: the saved settings, then the client (it connects only when enabled).
+    match crate::mqtt::config::load(&state.store, &state.keys).await {
+        Ok(rt) => state.mqtt.apply(rt),
+        Err(e) => tracing::warn!(error = %e, "cannot read the MQTT settings; MQTT stays off"),
+    }
+    let mqtt = tokio::spawn(crate::mqtt::service::run(
+        Arc::new(crate::mqtt::service::Env {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            cameras: state.cameras.clone(),
+            links: state.links.clone(),
+            data_dir: state.cfg.data_dir.clone(),
+        }),
+        state.mqtt.control(),
+        state.bus.subscribe("mqtt"),
         stop_rx.clone(),
     ));
     // Background: write API-key usage every 10 s.
@@ -131,6 +148,7 @@ pub async fn run(
     let _ = pruner.await;
     let _ = alerts.await;
     let _ = webhooks.await;
+    let _ = mqtt.await;
     if let Err(e) = state.usage.flush(&state.store).await {
         tracing::warn!(error = %e, "could not write API key usage at shutdown");
     }

@@ -2,8 +2,8 @@
 //!
 //! Whatever changes the appliance's state publishes here: the event lifecycle
 //! (the `events` module), the camera and Protect supervisors, the cloud describer. Publishers
-//! never know who listens. Subscribers (`/ws`, the alert engine, later MQTT) turn messages into
-//! their own wire formats.
+//! never know who listens. Subscribers (`/ws`, the alert engine, MQTT) turn messages into their
+//! own wire formats.
 //!
 //! The stream is a bounded ring (`tokio::sync::broadcast`) of cheap clones (`Arc`s inside): a
 //! publisher never waits, and memory never grows with a slow subscriber. A subscriber that falls
@@ -65,6 +65,20 @@ pub struct Notice {
     pub created_at: i64,
 }
 
+/// An alert rule with an MQTT action fired for an event.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub rule_id: String,
+    pub rule_name: String,
+    pub title: String,
+    pub event: Arc<EventInfo>,
+    /// Where the event's snapshot can be fetched (as in [`Notice::thumbnail_url`]).
+    pub thumbnail_url: Option<String>,
+}
+
+/// Objects of a camera's filter currently in view, by detection type.
+pub type InView = Arc<[(&'static str, u32)]>;
+
 /// One message on the stream.
 #[derive(Debug, Clone)]
 pub enum Message {
@@ -86,6 +100,22 @@ pub enum Message {
         status: Arc<LinkStatus>,
     },
     NotificationCreated(Arc<Notice>),
+    /// A camera was added, changed or deleted (read it from the store to know which).
+    CameraChanged {
+        camera_id: String,
+    },
+    /// A camera's motion started (`true`) or has been quiet for a while (`false`).
+    Motion {
+        camera_id: String,
+        active: bool,
+    },
+    /// The objects a camera's tracker has in view changed (every type of its filter, 0 too).
+    InView {
+        camera_id: String,
+        counts: InView,
+    },
+    /// An alert rule with an MQTT action fired.
+    AlertFired(Arc<Alert>),
 }
 
 /// The stream's sending side; cheap to clone.

@@ -46,6 +46,10 @@ const IMPROVE_AFTER_MS: u64 = 10_000;
 /// analysed at the camera's frame rate instead of the analysis rate, so the confirming run
 /// comes one frame later instead of one analysis interval later.
 const BURST_FRAMES: u32 = 1;
+/// Motion is reported over (`Message::Motion` false) after this long without any.
+pub const MOTION_OFF_AFTER: Duration = Duration::from_secs(10);
+/// An object not seen for this long no longer counts as in view (`Message::InView`).
+pub const IN_VIEW_HOLD_MS: u64 = 60_000;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -180,6 +184,17 @@ impl CameraManager {
     /// delete). The settings are read under the same lock as the restart, so concurrent
     /// changes are applied in order.
     pub async fn sync(&self, id: &str) {
+        self.sync_locked(id).await;
+        let env = &self.shared.env;
+        env.bus.publish(
+            env.clock.now_ms(),
+            Message::CameraChanged {
+                camera_id: id.to_string(),
+            },
+        );
+    }
+
+    async fn sync_locked(&self, id: &str) {
         let mut running = self.running.lock().await;
         let cam = id.to_string();
         match self
@@ -202,6 +217,37 @@ impl CameraManager {
                     .remove(id);
             }
         }
+    }
+
+    /// Turns a camera's capture (`is_enabled`) and its motion and object detection
+    /// (`motion_enabled`) on or off, saves it and applies it, as the camera API does. `None`
+    /// leaves a flag as it is. A Protect camera that is not enabled has its console's events
+    /// ignored; with detection off, only its rings come through.
+    pub async fn set_flags(
+        &self,
+        id: &str,
+        enabled: Option<bool>,
+        detection: Option<bool>,
+    ) -> Result<CameraRow, crate::store::StoreError> {
+        let env = &self.shared.env;
+        let (cam, now) = (id.to_string(), env.clock.now_ms());
+        let row = env
+            .store
+            .write(move |c| {
+                let mut row = crate::store::cameras::get(c, &cam)?;
+                if let Some(e) = enabled {
+                    row.is_enabled = e;
+                }
+                if let Some(d) = detection {
+                    row.motion_enabled = d;
+                }
+                row.updated_at = now;
+                crate::store::cameras::update(c, &row)?;
+                Ok(row)
+            })
+            .await?;
+        self.sync(id).await;
+        Ok(row)
     }
 
     /// Starts every enabled camera (at boot).
@@ -233,6 +279,16 @@ impl CameraManager {
 }
 
 impl Shared {
+    fn publish_motion(&self, camera_id: &str, active: bool) {
+        self.env.bus.publish(
+            self.env.clock.now_ms(),
+            Message::Motion {
+                camera_id: camera_id.to_string(),
+                active,
+            },
+        );
+    }
+
     fn set_status(&self, row: &CameraRow, update: impl FnOnce(&mut LiveStatus)) {
         let (changed, now) = {
             let mut map = self.status.lock().unwrap_or_else(|e| e.into_inner());
@@ -373,10 +429,18 @@ async fn run_camera(state: Arc<Shared>, row: CameraRow, mut stop: watch::Receive
     mgr.set_status(&row, |s| {
         *s = LiveStatus::default();
     });
+    // A stopped camera sees nothing: its motion is over and nothing is in view.
+    if objects.motion_on {
+        mgr.publish_motion(&row.id, false);
+    }
+    objects.tracker = Tracker::default();
+    report_in_view(&state, &row, &mut objects);
 }
 
 /// What the analysis thread reports.
 enum Report {
+    /// Motion started (`true`) or has been quiet for [`MOTION_OFF_AFTER`].
+    MotionState(bool),
     Frames {
         fps: f32,
         width: usize,
@@ -430,6 +494,10 @@ struct Objects {
     last_motion_event: Option<Instant>,
     /// Tracks whose best frame was already written to their event.
     improved: std::collections::HashSet<u64>,
+    /// Motion last reported on.
+    motion_on: bool,
+    /// Objects in view last reported (`Message::InView`).
+    in_view: Vec<(&'static str, u32)>,
 }
 
 impl Default for Objects {
@@ -440,6 +508,8 @@ impl Default for Objects {
             epoch: Instant::now(),
             last_motion_event: None,
             improved: Default::default(),
+            motion_on: false,
+            in_view: Vec::new(),
         }
     }
 }
@@ -536,6 +606,10 @@ async fn stream(
                         s.last_frame_at = Some(now);
                     });
                 }
+                Some(Report::MotionState(on)) => {
+                    objects.motion_on = on;
+                    mgr.publish_motion(&row.id, on);
+                }
                 Some(Report::Motion { jpeg, boxes, fraction }) => {
                     record_motion(state, row, jpeg, boxes, fraction).await;
                 }
@@ -545,6 +619,7 @@ async fn stream(
                 None => break Outcome::Failed(CaptureError::Stream("the analysis thread stopped".into())),
             },
             _ = check.tick() => {
+                report_in_view(state, row, objects);
                 if last_picture.elapsed() > WATCHDOG {
                     break Outcome::Failed(CaptureError::Timeout(format!("no decodable video for {} s", WATCHDOG.as_secs())));
                 }
@@ -632,6 +707,9 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
     let mut window_frames = 0u32;
     // The last motion sent to the detector: when, and where it looked.
     let mut episode: Option<(Instant, Vec<Region>, bool)> = None;
+    // Motion as last reported, and when it was last seen.
+    let mut motion_on = false;
+    let mut last_motion: Option<Instant> = None;
     let svc = cfg.detector.clone();
     let pool = svc.pool.as_ref().filter(|_| cfg.wants_objects);
     let mut on_picture = |p: &Picture<'_>| {
@@ -663,6 +741,14 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
                 let (day, minute) = local_now();
                 s.is_active(day, minute)
             });
+        if active && r.motion {
+            last_motion = Some(now);
+        }
+        let moving = last_motion.is_some_and(|t| now.duration_since(t) < MOTION_OFF_AFTER);
+        if moving != motion_on {
+            motion_on = moving;
+            let _ = tx.blocking_send(Report::MotionState(moving));
+        }
         if !active {
             return;
         }
@@ -834,6 +920,7 @@ async fn on_detections(
     objects
         .burst
         .store(if fresh { BURST_FRAMES } else { 0 }, Ordering::Relaxed);
+    report_in_view(state, row, objects);
 
     if !up.started.is_empty() {
         // Confirmed tracks, best first. Each was seen at least once at or above the minimum
@@ -908,6 +995,7 @@ async fn on_detections(
                         t.announced = Some((e.row.id.clone(), *s));
                     }
                 }
+                report_in_view(state, row, objects);
             }
             Err(e) => {
                 tracing::warn!(camera.id = %row.id, error = ?e, "could not store an object event")
@@ -966,6 +1054,39 @@ async fn on_detections(
                 }
             }
         });
+    }
+}
+
+/// Publishes the objects in view by type when they changed: announced tracks of each type of
+/// the camera's filter seen within [`IN_VIEW_HOLD_MS`].
+fn report_in_view(state: &Arc<Shared>, row: &CameraRow, objects: &mut Objects) {
+    let now = objects.epoch.elapsed().as_millis() as u64;
+    let counts: Vec<(&'static str, u32)> = PRIORITY
+        .iter()
+        .filter(|k| row.object_filter.iter().any(|c| c == *k))
+        .map(|k| {
+            let n = objects
+                .tracker
+                .tracks()
+                .iter()
+                .filter(|t| {
+                    t.kind == *k
+                        && t.announced.is_some()
+                        && now.saturating_sub(t.last_seen) < IN_VIEW_HOLD_MS
+                })
+                .count();
+            (*k, n as u32)
+        })
+        .collect();
+    if counts != objects.in_view {
+        objects.in_view = counts.clone();
+        state.env.bus.publish(
+            state.env.clock.now_ms(),
+            Message::InView {
+                camera_id: row.id.clone(),
+                counts: counts.into(),
+            },
+        );
     }
 }
 

@@ -529,6 +529,11 @@ async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
         tracing::debug!(camera.id = %cam.id, protect.event = %d.event_id, kind = ?d.kind, "Protect detection outside the camera's filter");
         return;
     };
+    // Detection switched off (`motion_enabled`): rings still come through.
+    if !cam.motion_enabled && !admitted.ring {
+        tracing::debug!(camera.id = %cam.id, protect.event = %d.event_id, "detection is off for this camera");
+        return;
+    }
     let now = state.clock.now_ms();
     // One event per Protect event id, and the camera's cooldown.
     {

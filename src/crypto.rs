@@ -91,6 +91,7 @@ pub struct Keys {
     jwt_secret: [u8; 32],
     seal_key: [u8; 32],
     media_key: [u8; 32],
+    node_id: String,
 }
 
 impl Keys {
@@ -130,6 +131,11 @@ impl Keys {
             jwt_secret: derive(b"jwt-hs256"),
             seal_key: derive(b"seal-aes256gcm"),
             media_key: derive(b"media-links-hmac"),
+            node_id: {
+                let d = derive(b"mqtt-node-id");
+                let hex: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+                format!("argus_{hex}")
+            },
         }
     }
 
@@ -143,6 +149,12 @@ impl Keys {
 
     pub fn jwt_secret(&self) -> &[u8] {
         &self.jwt_secret
+    }
+
+    /// This appliance's stable default MQTT node id (`argus_` and 8 hex digits, derived from the
+    /// master key: the same across restarts, different for every data dir).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// The key that signs media links (an event's snapshot without an API key).

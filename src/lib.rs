@@ -24,6 +24,8 @@
 //!   `describe`: which events get a cloud description, running it, usage and cost caps.
 //! - `protect`: the UniFi Protect console protocol (client, update packets, event mapping);
 //!   `controllers`: the per-controller supervisor that turns Protect detections into events.
+//! - `mqtt`: the broker settings, the MQTT client and its bounded outbox, topics, Home
+//!   Assistant discovery and the camera switches' commands.
 //! - `retention`: the storage policy, the pruner, the free-disk floor, the file/row
 //!   consistency pass.
 //! - `config` (static, TOML + flags) and `settings` (runtime, in the database).
@@ -53,6 +55,7 @@ pub mod fsutil;
 pub mod http;
 pub mod model;
 pub mod motion;
+pub mod mqtt;
 pub mod protect;
 pub mod retention;
 pub mod sdnotify;

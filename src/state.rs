@@ -60,7 +60,9 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     /// Argon2id hashing for request handlers, a few at once (`[auth] password_hashes_in_flight`).
     pub passwords: crate::auth::password::Hasher,
-    pub cameras: crate::cameras::CameraManager,
+    pub cameras: Arc<crate::cameras::CameraManager>,
+    /// The MQTT client's settings, status and discovery requests.
+    pub mqtt: crate::mqtt::Mqtt,
     pub controllers: Arc<crate::controllers::ControllerManager>,
     pub detector: Arc<crate::detect::service::DetectorService>,
     pub describer: Arc<crate::describe::Describer>,
@@ -190,7 +192,7 @@ impl AppState {
             bus.clone(),
             deps.clock.clone(),
         ));
-        let cameras = crate::cameras::CameraManager::new(crate::cameras::Env {
+        let cameras = Arc::new(crate::cameras::CameraManager::new(crate::cameras::Env {
             store: store.clone(),
             keys: keys.clone(),
             clock: deps.clock.clone(),
@@ -199,7 +201,7 @@ impl AppState {
             detector: detector.clone(),
             describer: describer.clone(),
             opener: deps.opener,
-        });
+        }));
         let controllers = Arc::new(crate::controllers::ControllerManager::new(
             crate::controllers::Env {
                 store: store.clone(),
@@ -217,7 +219,13 @@ impl AppState {
             cfg.http.media_link_ttl_secs,
             deps.clock.clone(),
         );
+        let mqtt = crate::mqtt::Mqtt::new(crate::mqtt::config::Runtime {
+            cfg: Default::default(),
+            password: None,
+            node_id: keys.node_id().to_string(),
+        });
         Ok(Arc::new(AppState {
+            mqtt,
             links,
             webhooks: crate::alerts::webhook::Sender::new(),
             outbox: Arc::default(),

@@ -15,7 +15,7 @@
 
 use super::links::MediaLinks;
 use super::rules::{self, Conditions, EventFacts, Verdict};
-use crate::bus::{Bus, Change, EventInfo, Message, Missed, Notice, Subscriber};
+use crate::bus::{Alert, Bus, Change, EventInfo, Message, Missed, Notice, Subscriber};
 use crate::clock::Clock;
 use crate::store::alerts::{self as sql, AlertRuleRow, NotificationRow};
 use crate::store::Store;
@@ -226,18 +226,19 @@ async fn fire(env: &Env, memory: &mut Memory, rule: &AlertRuleRow, e: &Arc<Event
         .description
         .as_ref()
         .map(|d| d.chars().take(200).collect::<String>());
+    let title = format!(
+        "{}: {} on {}",
+        rule.name,
+        e.row.detection_type,
+        e.camera_name.as_deref().unwrap_or("a camera")
+    );
     let notice = rule.dashboard_notification.then(|| NotificationRow {
         id: crate::crypto::new_uuid(),
         event_id: Some(e.row.id.clone()),
         rule_id: Some(rule.id.clone()),
         rule_name: Some(rule.name.clone()),
         kind: "rule".into(),
-        title: Some(format!(
-            "{}: {} on {}",
-            rule.name,
-            e.row.detection_type,
-            e.camera_name.as_deref().unwrap_or("a camera")
-        )),
+        title: Some(title.clone()),
         event_description: description,
         read: false,
         created_at: now,
@@ -282,6 +283,18 @@ async fn fire(env: &Env, memory: &mut Memory, rule: &AlertRuleRow, e: &Arc<Event
     if has_webhook {
         recent.fired_webhooks.push(rule.id.clone());
         env.outbox.notify_one();
+    }
+    if rule.mqtt {
+        env.bus.publish(
+            now,
+            Message::AlertFired(Arc::new(Alert {
+                rule_id: rule.id.clone(),
+                rule_name: rule.name.clone(),
+                title: title.clone(),
+                event: e.clone(),
+                thumbnail_url: thumb.clone(),
+            })),
+        );
     }
     if let Some(n) = notice {
         env.bus.publish(

@@ -40,6 +40,9 @@ pub struct ActionsIn {
     pub dashboard_notification: bool,
     /// POST the event to this URL; `null` for none.
     pub webhook: Option<WebhookIn>,
+    /// Publish the alert to the MQTT broker (`<topic_prefix>/<node_id>/alerts`); default false.
+    #[serde(default)]
+    pub mqtt: bool,
 }
 
 fn yes() -> bool {
@@ -51,6 +54,7 @@ impl Default for ActionsIn {
         ActionsIn {
             dashboard_notification: true,
             webhook: None,
+            mqtt: false,
         }
     }
 }
@@ -90,7 +94,9 @@ pub struct AlertRuleUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<WebhookIn>)]
     pub webhook: Option<Option<WebhookIn>>,
-    /// The ArgusAI form: `{dashboard_notification, webhook}` together.
+    /// Publish alerts to the MQTT broker.
+    pub mqtt: Option<bool>,
+    /// The ArgusAI form: `{dashboard_notification, webhook, mqtt}` together.
     pub actions: Option<ActionsIn>,
     pub cooldown_minutes: Option<u32>,
 }
@@ -106,6 +112,7 @@ pub struct WebhookOut {
 pub struct ActionsOut {
     pub dashboard_notification: bool,
     pub webhook: Option<WebhookOut>,
+    pub mqtt: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,6 +154,7 @@ fn to_dto(ctx: &Ctx, r: AlertRuleRow, secret: Option<String>) -> AlertRuleDto {
         actions: ActionsOut {
             dashboard_notification: r.dashboard_notification,
             webhook: r.webhook_url.clone().map(|url| WebhookOut { url, headers }),
+            mqtt: r.mqtt,
         },
         last_triggered_at: r.last_triggered_at.map(crate::clock::format_rfc3339),
         created_at: crate::clock::format_rfc3339(r.created_at),
@@ -285,6 +293,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         webhook_url: None,
         webhook_headers: None,
         webhook_secret: None,
+        mqtt: b.actions.mqtt,
         cooldown_minutes: cooldown,
         last_triggered_at: None,
         trigger_count: 0,
@@ -345,9 +354,13 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     if let Some(e) = u.is_enabled {
         row.is_enabled = e;
     }
-    let (dashboard, webhook) = match u.actions {
-        Some(a) => (Some(a.dashboard_notification), Some(a.webhook)),
-        None => (u.dashboard_notification, u.webhook),
+    let (dashboard, webhook, mqtt) = match u.actions {
+        Some(a) => (
+            Some(a.dashboard_notification),
+            Some(a.webhook),
+            Some(a.mqtt),
+        ),
+        None => (u.dashboard_notification, u.webhook, u.mqtt),
     };
     if let Some(Some(w)) = &webhook {
         check_webhook(w)?;
@@ -358,6 +371,9 @@ pub async fn update(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
     }
     if let Some(d) = dashboard {
         row.dashboard_notification = d;
+    }
+    if let Some(m) = mqtt {
+        row.mqtt = m;
     }
     let secret = match &webhook {
         Some(w) => apply_webhook(&ctx, &mut row, w.as_ref()),

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod cameras;
 pub mod events;
+pub mod mqtt;
 pub mod multipart;
 pub mod notifications;
 pub mod openapi;
@@ -188,6 +189,11 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::TestWebhook => webhooks::test(ctx, req).await,
         Op::WebhookLogs => webhooks::logs(ctx, req).await,
         Op::ExportWebhookLogs => webhooks::export(ctx, req).await,
+        Op::GetMqttConfig => mqtt::get_config(ctx).await,
+        Op::PutMqttConfig => mqtt::put_config(ctx, req).await,
+        Op::MqttStatus => mqtt::status(ctx).await,
+        Op::TestMqtt => mqtt::test(ctx, req).await,
+        Op::PublishMqttDiscovery => mqtt::publish_discovery(ctx).await,
     }
 }
 

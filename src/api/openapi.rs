@@ -64,6 +64,8 @@ impl Modify for Security {
         super::notifications::mark_all_read, super::notifications::mark_read,
         super::notifications::delete,
         super::webhooks::test, super::webhooks::logs, super::webhooks::export,
+        super::mqtt::get_config, super::mqtt::put_config, super::mqtt::status, super::mqtt::test,
+        super::mqtt::publish_discovery,
     ),
     tags(
         (name = "system", description = "Health, settings, storage, TLS"),
@@ -75,6 +77,7 @@ impl Modify for Security {
         (name = "api-keys", description = "Keys for integrations"),
         (name = "alerts", description = "Alert rules, webhooks and their delivery log"),
         (name = "notifications", description = "In-app notifications"),
+        (name = "integrations", description = "MQTT and Home Assistant"),
     )
 )]
 pub struct ApiDoc;

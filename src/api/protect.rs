@@ -405,8 +405,13 @@ pub async fn delete(ctx: Ctx) -> AppResult<Response<Body>> {
     let row = load(&ctx).await?;
     ctx.state.controllers.stop(&row.id).await;
     let id = row.id.clone();
+    let gone = ctx.state.store.read(move |c| rows::cameras(c, &id)).await?;
+    let id = row.id.clone();
     let files = ctx.state.store.write(move |c| rows::delete(c, &id)).await?;
     ctx.state.events.remove_files(files).await;
+    for cam in gone {
+        ctx.state.cameras.sync(&cam.id).await;
+    }
     no_content()
 }
 
@@ -627,6 +632,8 @@ pub async fn enable(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
             (r, true)
         }
     };
+    // Subscribers (MQTT discovery) learn of the camera.
+    ctx.state.cameras.sync(&row.id).await;
     let dto = camera_dto(&pid, Some(&info), Some(&row));
     if fresh {
         created(&dto)
@@ -648,6 +655,7 @@ async fn save_camera(
         .store
         .write(move |c| camera_rows::update(c, &saved))
         .await?;
+    ctx.state.cameras.sync(&row.id).await;
     let cached = ctx.state.controllers.cached(ctrl);
     let info = cached.as_ref().and_then(|b| b.camera(pid));
     ok(&camera_dto(pid, info, Some(&row)))

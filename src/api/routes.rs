@@ -87,6 +87,11 @@ pub enum Op {
     TestWebhook,
     WebhookLogs,
     ExportWebhookLogs,
+    GetMqttConfig,
+    PutMqttConfig,
+    MqttStatus,
+    TestMqtt,
+    PublishMqttDiscovery,
 }
 
 pub struct Route {
@@ -171,6 +176,11 @@ routes! {
     POST "/webhooks/test" Scope(Admin) => TestWebhook;
     GET "/webhooks/logs" Scope(Admin) => WebhookLogs;
     GET "/webhooks/logs/export" Scope(Admin) => ExportWebhookLogs;
+    GET "/integrations/mqtt/config" Scope(Admin) => GetMqttConfig;
+    PUT "/integrations/mqtt/config" Scope(Admin) => PutMqttConfig;
+    GET "/integrations/mqtt/status" Scope(Admin) => MqttStatus;
+    POST "/integrations/mqtt/test" Scope(Admin) => TestMqtt;
+    POST "/integrations/mqtt/publish-discovery" Scope(Admin) => PublishMqttDiscovery;
 }
 
 /// Paths with the indexes of their routes.

@@ -147,8 +147,8 @@ fn allowed(p: &Principal, topic: Topic) -> bool {
     }
 }
 
-/// The wire form of a stream message: its topic and its JSON text.
-fn wire(ts: i64, msg: &Message) -> (Topic, String) {
+/// The wire form of a stream message: its topic and its JSON text (`None`: not sent on `/ws`).
+fn wire(ts: i64, msg: &Message) -> Option<(Topic, String)> {
     use crate::api::{cameras, events, notifications};
     let (topic, kind, data) = match msg {
         Message::EventCreated(e) => (
@@ -206,13 +206,18 @@ fn wire(ts: i64, msg: &Message) -> (Topic, String) {
             "notification.new",
             Ok(notifications::ws_data(n)),
         ),
+        // Internal signals for MQTT: `/ws` clients get cameras and events in their own form.
+        Message::CameraChanged { .. }
+        | Message::Motion { .. }
+        | Message::InView { .. }
+        | Message::AlertFired(_) => return None,
     };
     let env = serde_json::json!({
         "type": kind,
         "data": data.unwrap_or_default(),
         "timestamp": crate::clock::format_rfc3339(ts),
     });
-    (topic, env.to_string())
+    Some((topic, env.to_string()))
 }
 
 /// Runs an accepted session on its connection; `early` holds bytes the client sent after its
@@ -268,7 +273,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             msg = rx.recv() => match msg {
                 Ok((ts, m)) => {
-                    let (topic, json) = wire(ts, &m);
+                    let Some((topic, json)) = wire(ts, &m) else { continue };
                     if !allowed(&principal, topic) {
                         continue;
                     }

@@ -23,6 +23,8 @@ pub struct AlertRuleRow {
     pub webhook_headers: Option<Vec<u8>>,
     /// Sealed signing secret.
     pub webhook_secret: Option<Vec<u8>>,
+    /// Publish the alert to the MQTT broker.
+    pub mqtt: bool,
     /// 0 to 1440.
     pub cooldown_minutes: u32,
     pub last_triggered_at: Option<i64>,
@@ -33,7 +35,7 @@ pub struct AlertRuleRow {
 
 const RULE_COLUMNS: &str = "id, name, is_enabled, conditions, dashboard_notification, \
     webhook_url, webhook_headers, webhook_secret, cooldown_minutes, last_triggered_at, \
-    trigger_count, created_at, updated_at";
+    trigger_count, created_at, updated_at, mqtt";
 
 fn rule_from_row(r: &Row<'_>) -> rusqlite::Result<AlertRuleRow> {
     Ok(AlertRuleRow {
@@ -50,6 +52,7 @@ fn rule_from_row(r: &Row<'_>) -> rusqlite::Result<AlertRuleRow> {
         trigger_count: r.get(10)?,
         created_at: r.get(11)?,
         updated_at: r.get(12)?,
+        mqtt: r.get(13)?,
     })
 }
 
@@ -57,7 +60,7 @@ fn rule_from_row(r: &Row<'_>) -> rusqlite::Result<AlertRuleRow> {
 pub fn insert_rule(conn: &Connection, a: &AlertRuleRow) -> StoreResult<()> {
     let sql = format!(
         "INSERT INTO alert_rules ({RULE_COLUMNS}) VALUES (:id, :name, :is_enabled, :conditions, \
-         :dashboard, :url, :headers, :secret, :cooldown, :last, :count, :created_at, :updated_at)"
+         :dashboard, :url, :headers, :secret, :cooldown, :last, :count, :created_at, :updated_at, :mqtt)"
     );
     let res = conn.prepare_cached(&sql)?.execute(named_params! {
         ":id": a.id, ":name": a.name, ":is_enabled": a.is_enabled, ":conditions": a.conditions,
@@ -65,6 +68,7 @@ pub fn insert_rule(conn: &Connection, a: &AlertRuleRow) -> StoreResult<()> {
         ":headers": a.webhook_headers, ":secret": a.webhook_secret,
         ":cooldown": a.cooldown_minutes, ":last": a.last_triggered_at,
         ":count": a.trigger_count, ":created_at": a.created_at, ":updated_at": a.updated_at,
+        ":mqtt": a.mqtt,
     });
     match res {
         Ok(_) => Ok(()),
@@ -103,13 +107,13 @@ pub fn update_rule(conn: &Connection, a: &AlertRuleRow) -> StoreResult<bool> {
             "UPDATE alert_rules SET name = :name, is_enabled = :is_enabled, \
              conditions = :conditions, dashboard_notification = :dashboard, webhook_url = :url, \
              webhook_headers = :headers, webhook_secret = :secret, \
-             cooldown_minutes = :cooldown, updated_at = :updated_at WHERE id = :id",
+             cooldown_minutes = :cooldown, updated_at = :updated_at, mqtt = :mqtt WHERE id = :id",
         )?
         .execute(named_params! {
             ":id": a.id, ":name": a.name, ":is_enabled": a.is_enabled,
             ":conditions": a.conditions, ":dashboard": a.dashboard_notification,
             ":url": a.webhook_url, ":headers": a.webhook_headers, ":secret": a.webhook_secret,
-            ":cooldown": a.cooldown_minutes, ":updated_at": a.updated_at,
+            ":cooldown": a.cooldown_minutes, ":updated_at": a.updated_at, ":mqtt": a.mqtt,
         })?;
     Ok(n == 1)
 }
@@ -595,6 +599,7 @@ mod tests {
             webhook_url: Some("http://192.168.1.10:1880/x".into()),
             webhook_headers: Some(vec![1, 2, 3]),
             webhook_secret: Some(vec![4, 5, 6]),
+            mqtt: false,
             cooldown_minutes: 5,
             created_at,
             updated_at: created_at,

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_ai.sql"),
     include_str!("migrations/0003_alerts.sql"),
+    include_str!("migrations/0004_mqtt.sql"),
 ];
 
 /// The schema version this build writes.

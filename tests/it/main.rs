@@ -19,6 +19,8 @@ mod fake_ai;
 mod fake_protect;
 mod hostile;
 mod memory;
+mod mosquitto;
+mod mqtt;
 mod pipeline;
 mod protect;
 mod protect_client;

@@ -842,3 +842,79 @@ async fn protect_smart_detections_and_rings_fire_alert_rules() {
         "the vehicle did not fire the people rule"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protect_detections_and_rings_reach_mqtt_and_home_assistant() {
+    use crate::mosquitto::{Broker, Sub};
+    let broker = Broker::start().await;
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    let v = crate::mqtt::enable_mqtt(&app, &admin, broker.port(), json!({})).await;
+    let node = v["node_id"].as_str().unwrap().to_string();
+    crate::mqtt::wait_connected(&app, &admin, true, 10).await;
+    let mut ha = Sub::connect(broker.port(), &["homeassistant/#", "argus/#"]).await;
+    let e = enable(
+        &app,
+        &admin,
+        &ctrl,
+        fp::DRIVEWAY_ID,
+        json!(["person", "vehicle"]),
+    )
+    .await;
+    let drive = e["camera_id"].as_str().unwrap().to_string();
+    let d = enable(
+        &app,
+        &admin,
+        &ctrl,
+        fp::FRONT_DOOR_ID,
+        json!(["ring", "person"]),
+    )
+    .await;
+    let door = d["camera_id"].as_str().unwrap().to_string();
+    // Enabling a Protect camera announces its device; the doorbell has a doorbell entity.
+    let door_cfg = format!(
+        "homeassistant/device/{node}_{}/config",
+        door.replace('-', "_")
+    );
+    let c = ha.wait_for(10, |m| m.topic == door_cfg).await.json();
+    assert_eq!(c["dev"]["model"], json!("UniFi Protect camera"));
+    assert_eq!(c["cmps"]["doorbell"]["p"], json!("event"));
+    assert_eq!(c["cmps"]["doorbell"]["device_class"], json!("doorbell"));
+    let slug = c["cmps"]["doorbell"]["state_topic"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/doorbell")
+        .to_string();
+    let (_, drive_cam) = app.get(&format!("/api/v1/cameras/{drive}"), &admin).await;
+    let drive_base = format!(
+        "argus/{node}/{}",
+        argus::mqtt::topics::slug(drive_cam["name"].as_str().unwrap())
+    );
+    // A person on the drive: the event, the detection entity, motion and one person in view.
+    smart(&fake, "ev-m1", fp::DRIVEWAY_ID, &["person"], "u-m1", false);
+    let ev = ha
+        .wait_for(15, |m| m.topic == format!("{drive_base}/events"))
+        .await
+        .json();
+    assert_eq!(ev["event_type"], json!("person"));
+    assert_eq!(ev["source_type"], json!("protect"));
+    assert_eq!(ev["camera_id"], json!(drive));
+    let rest = ha.collect(1.0).await;
+    let has = |t: &str, p: &str| rest.iter().any(|m| m.topic == t && m.text() == p);
+    assert!(has(&format!("{drive_base}/motion"), "ON"));
+    assert!(has(&format!("{drive_base}/person"), "1"));
+    assert!(rest
+        .iter()
+        .any(|m| m.topic == format!("{drive_base}/detection")
+            && m.json()["event_type"] == json!("person")));
+    // A ring: the doorbell topic.
+    ring(&fake, "ev-ring-m", "u-m2");
+    let r = ha
+        .wait_for(15, |m| m.topic == format!("{slug}/doorbell"))
+        .await
+        .json();
+    assert_eq!(r["event_type"], json!("ring"));
+    assert_eq!(r["camera_id"], json!(door));
+}

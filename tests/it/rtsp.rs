@@ -295,6 +295,69 @@ async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_person_reaches_mqtt_with_motion_and_the_count_in_view() {
+    use crate::mosquitto::{Broker, Sub};
+    let frames = tempfile::tempdir().unwrap();
+    let n = clip_frames(&crate::capture::data("appear-640x360.h264"), frames.path());
+    assert!(n >= 60, "{n} frames");
+    let port = free_port();
+    let pattern = frames.path().join("%04d.jpg");
+    let _server = RtspServer::start(port, &["--frames", pattern.to_str().unwrap()]);
+    let broker = Broker::start().await;
+    let app = TestApp::start_with(with_detector).await;
+    let admin = app.admin_token().await;
+    let v = crate::mqtt::enable_mqtt(&app, &admin, broker.port(), json!({})).await;
+    let node = v["node_id"].as_str().unwrap().to_string();
+    crate::mqtt::wait_connected(&app, &admin, true, 10).await;
+    let base = format!("argus/{node}/door");
+    let mut sub = Sub::connect(broker.port(), &[&format!("{base}/#")]).await;
+    let (s, cam) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Door", "type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"),
+                   "frame_rate": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let mut seen = Vec::new();
+    let ev = loop {
+        let m = sub.wait_for(60, |m| !m.topic.ends_with("/status")).await;
+        if m.topic == format!("{base}/events") {
+            break m.json();
+        }
+        seen.push((m.topic.clone(), m.text()));
+    };
+    assert_eq!(ev["event_type"], json!("person"), "{ev}");
+    assert_eq!(ev["camera_id"], cam["id"]);
+    assert_eq!(ev["source_type"], json!("rtsp"));
+    assert!(
+        seen.contains(&(format!("{base}/motion"), "ON".to_string())),
+        "motion came first: {seen:?}"
+    );
+    // Then the detection event entity, the snapshot and one person in view.
+    let after = sub.collect(3.0).await;
+    let detection = after
+        .iter()
+        .find(|m| m.topic == format!("{base}/detection"))
+        .expect("the detection message");
+    assert_eq!(detection.json()["event_type"], json!("person"));
+    assert_eq!(detection.json()["event_id"], ev["id"]);
+    let snap = after
+        .iter()
+        .find(|m| m.topic == format!("{base}/snapshot"))
+        .expect("the snapshot");
+    assert_eq!(&snap.payload[..2], &[0xFF, 0xD8]);
+    assert!(
+        after
+            .iter()
+            .any(|m| m.topic == format!("{base}/person") && m.text() == "1"),
+        "one person in view: {:?}",
+        after.iter().map(|m| &m.topic).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtsp_motion_fires_an_alert_rule_with_a_webhook() {
     let port = free_port();
     let _server = RtspServer::start(port, &[]);
