@@ -27,11 +27,21 @@ pub struct HealthDto {
     pub protect: crate::controllers::ProtectHealth,
     /// The data filesystem against the free-disk floor.
     pub storage: StorageHealth,
-    /// Messages of the event stream each subscriber (`ws`, `alerts`) lost by falling more
+    /// Messages of the event stream each subscriber (`ws`, `alerts`, `mqtt`) lost by falling more
     /// than the stream's ring behind, since start-up.
     pub stream_lagged: std::collections::BTreeMap<String, u64>,
     /// Webhook deliveries waiting in the outbox (to be sent, or retried).
     pub webhooks_pending: u64,
+    /// The MQTT client (details for admins at `/integrations/mqtt/status`).
+    pub mqtt: MqttHealth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MqttHealth {
+    pub enabled: bool,
+    pub connected: bool,
+    /// Messages waiting for the broker.
+    pub messages_queued: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,6 +92,14 @@ pub async fn health(ctx: Ctx) -> AppResult<Response<Body>> {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         webhooks_pending,
+        mqtt: {
+            let m = ctx.state.mqtt.status();
+            MqttHealth {
+                enabled: m.enabled,
+                connected: m.connected,
+                messages_queued: m.messages_queued,
+            }
+        },
     })
 }
 

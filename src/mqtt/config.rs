@@ -1,5 +1,5 @@
 //! The MQTT broker settings an owner edits through `/api/v1/integrations/mqtt/config`: their
-//! shape, defaults and validation, and where they are kept (the `mqtt` settings row; the
+//! stored shape and the update body, defaults and validation, and where they are kept (the `mqtt` settings row; the
 //! password sealed in its own row, never returned).
 
 use crate::crypto::Keys;
@@ -51,11 +51,22 @@ impl Default for MqttConfig {
 }
 
 /// What the client runs with: the settings, the password and the node id resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Runtime {
     pub cfg: MqttConfig,
     pub password: Option<String>,
     pub node_id: String,
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cfg", &self.cfg)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .field("node_id", &self.node_id)
+            .finish()
+    }
 }
 
 /// A partial update (`PUT`): fields left out keep their value; `password: null` removes it.
@@ -104,49 +115,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The settings as shown (`GET`/`PUT`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MqttConfigDto {
-    pub enabled: bool,
-    pub broker_host: String,
-    pub broker_port: u16,
-    pub username: Option<String>,
-    /// A password is stored (it is never returned).
-    pub has_password: bool,
-    pub use_tls: bool,
-    pub ca_cert: Option<String>,
-    pub topic_prefix: String,
-    pub discovery_prefix: String,
-    pub discovery_enabled: bool,
-    pub qos: u8,
-    pub retain: bool,
-    /// The node id in use (this appliance's own unless one was set).
-    pub node_id: String,
-    /// True when `node_id` is this appliance's own default.
-    pub node_id_is_default: bool,
-}
-
 impl Runtime {
-    pub fn dto(&self) -> MqttConfigDto {
-        let c = &self.cfg;
-        MqttConfigDto {
-            enabled: c.enabled,
-            broker_host: c.broker_host.clone(),
-            broker_port: c.broker_port,
-            username: c.username.clone(),
-            has_password: self.password.is_some(),
-            use_tls: c.use_tls,
-            ca_cert: c.ca_cert.clone(),
-            topic_prefix: c.topic_prefix.clone(),
-            discovery_prefix: c.discovery_prefix.clone(),
-            discovery_enabled: c.discovery_enabled,
-            qos: c.qos,
-            retain: c.retain,
-            node_id: self.node_id.clone(),
-            node_id_is_default: c.node_id.is_none(),
-        }
-    }
-
     /// `host:port`.
     pub fn broker(&self) -> String {
         if self.cfg.broker_host.contains(':') {
@@ -392,7 +361,6 @@ mod tests {
         assert_eq!(rt.node_id, "garage");
         assert!(!rt.cfg.retain);
         assert_eq!(rt.password.as_deref(), Some("pw"));
-        assert!(rt.dto().has_password);
         // `null` goes back to the appliance's own id and removes the password.
         let back = rt
             .apply(

@@ -14,25 +14,23 @@ pub mod outbox;
 pub mod service;
 pub mod topics;
 
-use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
-use utoipa::ToSchema;
 
-/// The connection as `GET /integrations/mqtt/status` shows it.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+/// The connection's state, kept by the service.
+#[derive(Debug, Clone, Default)]
 pub struct MqttStatus {
     pub enabled: bool,
     pub connected: bool,
     /// `host:port` of the configured broker.
     pub broker: Option<String>,
-    /// RFC 3339.
-    pub last_connected_at: Option<String>,
-    /// Messages the broker acknowledged (QoS 1/2) or that were sent (QoS 0), since start.
+    /// Unix milliseconds.
+    pub last_connected_at: Option<i64>,
+    /// Acknowledged by the broker (QoS 1/2) or sent (QoS 0), since start.
     pub messages_published: u64,
-    /// Waiting or in flight (at most 1,000 wait).
+    /// Waiting or in flight.
     pub messages_queued: u64,
-    /// Dropped because 1,000 were waiting (the oldest go first).
+    /// Dropped because the queue was full.
     pub messages_dropped: u64,
     pub last_error: Option<String>,
     /// Failed connection attempts since the last success.

@@ -618,8 +618,7 @@ impl Svc {
                     let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
                     s.reconnect_attempt = 0;
                     s.last_error = None;
-                    s.last_connected_at =
-                        Some(crate::clock::format_rfc3339(self.env.clock.now_ms()));
+                    s.last_connected_at = Some(self.env.clock.now_ms());
                 }
                 tracing::info!(broker = %self.rt.broker(), node_id = %self.rt.node_id, "MQTT: connected");
                 if let Some(c) = &self.conn {
