@@ -524,6 +524,9 @@ async fn messages_queued_while_the_broker_is_down_arrive_after_it_returns() {
     }
     let (_, st) = app.get("/api/v1/integrations/mqtt/status", &admin).await;
     assert!(st["messages_queued"].as_u64().unwrap() >= 5, "{st}");
+    let (_, h) = app.get("/api/v1/system/health", "").await;
+    assert_eq!(h["mqtt"]["connected"], json!(false), "{h}");
+    assert!(h["mqtt"]["messages_queued"].as_u64().unwrap() >= 5, "{h}");
     assert!(st["reconnect_attempt"].as_u64().unwrap() >= 1, "{st}");
     let (_, list) = app.get("/api/v1/events", &admin).await;
     assert_eq!(list["total"], json!(5), "{list}");

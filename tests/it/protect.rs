@@ -78,6 +78,24 @@ async fn enable(app: &TestApp, admin: &str, ctrl: &str, pid: &str, types: Value)
 }
 
 /// Sets a camera's cooldown (seconds between events).
+/// Enables the driveway camera (people and vehicles) and the front door (these types); returns
+/// their appliance camera ids.
+async fn drive_and_door(app: &TestApp, admin: &str, ctrl: &str, door: Value) -> (String, String) {
+    let e = enable(
+        app,
+        admin,
+        ctrl,
+        fp::DRIVEWAY_ID,
+        json!(["person", "vehicle"]),
+    )
+    .await;
+    let d = enable(app, admin, ctrl, fp::FRONT_DOOR_ID, door).await;
+    (
+        e["camera_id"].as_str().unwrap().to_string(),
+        d["camera_id"].as_str().unwrap().to_string(),
+    )
+}
+
 async fn cooldown(app: &TestApp, admin: &str, camera: &str, secs: u32) {
     let (s, v) = app
         .put(
@@ -770,18 +788,8 @@ async fn protect_smart_detections_and_rings_fire_alert_rules() {
     let app = TestApp::start().await;
     let admin = app.admin_token().await;
     let ctrl = connected(&app, &admin, &fake).await;
-    let e = enable(
-        &app,
-        &admin,
-        &ctrl,
-        fp::DRIVEWAY_ID,
-        json!(["person", "vehicle"]),
-    )
-    .await;
-    let drive = e["camera_id"].as_str().unwrap().to_string();
+    let (drive, door) = drive_and_door(&app, &admin, &ctrl, json!(["ring"])).await;
     cooldown(&app, &admin, &drive, 0).await;
-    let d = enable(&app, &admin, &ctrl, fp::FRONT_DOOR_ID, json!(["ring"])).await;
-    let door = d["camera_id"].as_str().unwrap().to_string();
     let (s, people) = app
         .post(
             "/api/v1/alert-rules",
@@ -855,24 +863,7 @@ async fn protect_detections_and_rings_reach_mqtt_and_home_assistant() {
     let node = v["node_id"].as_str().unwrap().to_string();
     crate::mqtt::wait_connected(&app, &admin, true, 10).await;
     let mut ha = Sub::connect(broker.port(), &["homeassistant/#", "argus/#"]).await;
-    let e = enable(
-        &app,
-        &admin,
-        &ctrl,
-        fp::DRIVEWAY_ID,
-        json!(["person", "vehicle"]),
-    )
-    .await;
-    let drive = e["camera_id"].as_str().unwrap().to_string();
-    let d = enable(
-        &app,
-        &admin,
-        &ctrl,
-        fp::FRONT_DOOR_ID,
-        json!(["ring", "person"]),
-    )
-    .await;
-    let door = d["camera_id"].as_str().unwrap().to_string();
+    let (drive, door) = drive_and_door(&app, &admin, &ctrl, json!(["ring", "person"])).await;
     // Enabling a Protect camera announces its device; the doorbell has a doorbell entity.
     let door_cfg = format!(
         "homeassistant/device/{node}_{}/config",

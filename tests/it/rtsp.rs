@@ -238,14 +238,21 @@ fn clip_frames(clip: &str, dir: &std::path::Path) -> usize {
     n
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
+/// The loopback RTSP server playing the clip of a person who appears (its frames, the server,
+/// its port).
+fn appearing_person() -> (tempfile::TempDir, RtspServer, u16) {
     let frames = tempfile::tempdir().unwrap();
     let n = clip_frames(&crate::capture::data("appear-640x360.h264"), frames.path());
     assert!(n >= 60, "{n} frames");
     let port = free_port();
     let pattern = frames.path().join("%04d.jpg");
-    let _server = RtspServer::start(port, &["--frames", pattern.to_str().unwrap()]);
+    let server = RtspServer::start(port, &["--frames", pattern.to_str().unwrap()]);
+    (frames, server, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
+    let (_frames, _server, port) = appearing_person();
     let hook = crate::webhook_receiver::Receiver::start().await;
     let app = TestApp::start_with(with_detector).await;
     let admin = app.admin_token().await;
@@ -297,12 +304,7 @@ async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtsp_person_reaches_mqtt_with_motion_and_the_count_in_view() {
     use crate::mosquitto::{Broker, Sub};
-    let frames = tempfile::tempdir().unwrap();
-    let n = clip_frames(&crate::capture::data("appear-640x360.h264"), frames.path());
-    assert!(n >= 60, "{n} frames");
-    let port = free_port();
-    let pattern = frames.path().join("%04d.jpg");
-    let _server = RtspServer::start(port, &["--frames", pattern.to_str().unwrap()]);
+    let (_frames, _server, port) = appearing_person();
     let broker = Broker::start().await;
     let app = TestApp::start_with(with_detector).await;
     let admin = app.admin_token().await;

@@ -19,6 +19,10 @@ async fn health_is_public_and_says_what_it_knows() {
         "no subscriber fell behind: {v}"
     );
     assert_eq!(v["webhooks_pending"], json!(0));
+    assert_eq!(
+        v["mqtt"],
+        json!({"enabled": false, "connected": false, "messages_queued": 0})
+    );
 }
 
 #[tokio::test]
