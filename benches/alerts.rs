@@ -8,6 +8,7 @@
 //!
 //! Reported: median, p99 and max of each.
 
+mod latency;
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
@@ -23,31 +24,9 @@ use support::{TestApp, TINY_JPEG_B64};
 use tokio_tungstenite::tungstenite::Message;
 use webhook_receiver::Receiver;
 
-fn summary(name: &str, mut v: Vec<Duration>) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p99 = v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1];
-    println!(
-        "{name:<40} median {:7.2} ms   p99 {:7.2} ms   max {:7.2} ms   ({} rounds)",
-        ms(v[v.len() / 2]),
-        ms(p99),
-        ms(*v.last().unwrap()),
-        v.len()
-    );
-}
-
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    let rounds = latency::rounds(100);
+    latency::runtime().block_on(async move {
         let hook = Receiver::start().await;
         let app = TestApp::start().await;
         let admin = app.admin_token().await;
@@ -100,7 +79,7 @@ fn main() {
                 to_webhook.push(hit.saturating_duration_since(seen["created"]));
             }
         }
-        summary("event.created -> notification.new", to_notice);
-        summary("event.created -> webhook received", to_webhook);
+        latency::summary("event.created -> notification.new", to_notice, 99);
+        latency::summary("event.created -> webhook received", to_webhook, 99);
     });
 }

@@ -7,43 +7,20 @@
 //!
 //! Reported: median, p99 and max.
 
+mod latency;
 #[path = "../tests/it/mosquitto.rs"]
 mod mosquitto;
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
 
-use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use support::{TestApp, TINY_JPEG_B64};
-use tokio_tungstenite::tungstenite::Message;
-
-fn summary(name: &str, mut v: Vec<Duration>) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p99 = v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1];
-    println!(
-        "{name:<40} median {:7.2} ms   p99 {:7.2} ms   max {:7.2} ms   ({} rounds)",
-        ms(v[v.len() / 2]),
-        ms(p99),
-        ms(*v.last().unwrap()),
-        v.len()
-    );
-}
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    let rounds = latency::rounds(200);
+    latency::runtime().block_on(async move {
         let broker = mosquitto::Broker::start().await;
         let app = TestApp::start().await;
         let admin = app.admin_token().await;
@@ -80,17 +57,10 @@ fn main() {
                 )
                 .await;
             let id = e["id"].clone();
-            let created = loop {
-                let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                    .await
-                    .expect("a message within 10 s");
-                if let Some(Ok(Message::Text(t))) = next {
-                    let m: Value = serde_json::from_str(t.as_str()).unwrap();
-                    if m["type"] == json!("event.created") && m["data"]["id"] == id {
-                        break Instant::now();
-                    }
-                }
-            };
+            let created = latency::ws_message(&mut ws, |m| {
+                m["type"] == json!("event.created") && m["data"]["id"] == id
+            })
+            .await;
             let m = sub.wait_for(10, |m| m.json()["id"] == id).await;
             let at = Instant::now();
             drop(m);
@@ -99,6 +69,6 @@ fn main() {
                 to_mqtt.push(at.saturating_duration_since(created));
             }
         }
-        summary("event.created -> MQTT subscriber", to_mqtt);
+        latency::summary("event.created -> MQTT subscriber", to_mqtt, 99);
     });
 }

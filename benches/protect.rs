@@ -12,60 +12,19 @@
 
 #[path = "../tests/it/fake_protect.rs"]
 mod fake_protect;
+mod latency;
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
 
 use fake_protect::{FakeProtect, DRIVEWAY_ID, FRONT_DOOR_ID, PASSWORD, USERNAME};
-use futures_util::StreamExt;
-use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use serde_json::json;
+use std::time::Instant;
 use support::TestApp;
-use tokio_tungstenite::tungstenite::Message;
-
-async fn wait_for(
-    ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-              + Unpin),
-    pick: impl Fn(&Value) -> bool,
-) -> Instant {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s");
-        if let Some(Ok(Message::Text(t))) = next {
-            let m: Value = serde_json::from_str(t.as_str()).unwrap();
-            if pick(&m) {
-                return Instant::now();
-            }
-        }
-    }
-}
-
-fn summary(name: &str, mut v: Vec<Duration>) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p95 = v[((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1];
-    println!(
-        "{name:<36} median {:7.2} ms   p95 {:7.2} ms   max {:7.2} ms   ({} rounds)",
-        ms(v[v.len() / 2]),
-        ms(p95),
-        ms(*v.last().unwrap()),
-        v.len()
-    );
-}
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    let rounds = latency::rounds(50);
+    latency::runtime().block_on(async move {
         let fake = FakeProtect::start().await;
         let app = TestApp::start().await;
         let admin = app.admin_token().await;
@@ -117,8 +76,8 @@ fn main() {
                 json!({"id": id, "type": "ring", "camera": FRONT_DOOR_ID, "start": 1_714_000_000_000i64}),
                 false,
             );
-            let rang = wait_for(&mut ws, |m| m["type"] == json!("doorbell.ring")).await;
-            let stored = wait_for(&mut ws, |m| m["type"] == json!("event.created")).await;
+            let rang = latency::ws_message(&mut ws, |m| m["type"] == json!("doorbell.ring")).await;
+            let stored = latency::ws_message(&mut ws, |m| m["type"] == json!("event.created")).await;
             ring_msg.push(rang - sent);
             ring_event.push(stored - sent);
 
@@ -133,12 +92,12 @@ fn main() {
                        "start": 1_714_000_000_000i64, "smartDetectTypes": ["person"], "score": 90}),
                 true,
             );
-            let stored = wait_for(&mut ws, |m| m["type"] == json!("event.created")).await;
+            let stored = latency::ws_message(&mut ws, |m| m["type"] == json!("event.created")).await;
             person_event.push(stored - sent);
         }
-        summary("ring -> doorbell.ring", ring_msg);
-        summary("ring -> event.created", ring_event);
-        summary("person detection -> event.created", person_event);
+        latency::summary("ring -> doorbell.ring", ring_msg, 95);
+        latency::summary("ring -> event.created", ring_event, 95);
+        latency::summary("person detection -> event.created", person_event, 95);
         app.stop().await;
     });
 }
