@@ -2,7 +2,7 @@
 # Runs every test. Installs what the tests need first, so it works on a fresh Debian/Ubuntu
 # machine (CI runs it as .ci/run on a clean checkout).
 #
-#   scripts/test.sh [cargo test args]    everything, about 41 min on 2 cores from a clean
+#   scripts/test.sh [cargo test args]    everything, about 44 min on 2 cores from a clean
 #                                        checkout (the parts and their times are in the README)
 #   ARGUS_TEST_NATIVE_ONLY=1 scripts/test.sh
 #                                        only the native suite and the crash test (~18 min)
