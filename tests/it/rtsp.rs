@@ -250,6 +250,20 @@ fn appearing_person() -> (tempfile::TempDir, RtspServer, u16) {
     (frames, server, port)
 }
 
+/// Adds the RTSP camera "Door" (5 fps) on the loopback server; returns its JSON.
+async fn door_camera(app: &TestApp, admin: &str, port: u16) -> serde_json::Value {
+    let (s, cam) = app
+        .post(
+            "/api/v1/cameras",
+            admin,
+            json!({"name": "Door", "type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"),
+                   "frame_rate": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    cam
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
     let (_frames, _server, port) = appearing_person();
@@ -274,15 +288,7 @@ async fn an_rtsp_person_fires_the_person_rule_and_not_the_vehicle_rule() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{vehicle}");
-    let (s, cam) = app
-        .post(
-            "/api/v1/cameras",
-            &admin,
-            json!({"name": "Door", "type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"),
-                   "frame_rate": 5}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let cam = door_camera(&app, &admin, port).await;
     let hits = hook.wait(1, 60).await;
     let h = &hits[0];
     assert_eq!(h.body["rule"]["id"], person["id"]);
@@ -313,15 +319,7 @@ async fn an_rtsp_person_reaches_mqtt_with_motion_and_the_count_in_view() {
     crate::mqtt::wait_connected(&app, &admin, true, 10).await;
     let base = format!("argus/{node}/door");
     let mut sub = Sub::connect(broker.port(), &[&format!("{base}/#")]).await;
-    let (s, cam) = app
-        .post(
-            "/api/v1/cameras",
-            &admin,
-            json!({"name": "Door", "type": "rtsp", "rtsp_url": format!("rtsp://127.0.0.1:{port}/test"),
-                   "frame_rate": 5}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{cam}");
+    let cam = door_camera(&app, &admin, port).await;
     let mut seen = Vec::new();
     let ev = loop {
         let m = sub.wait_for(60, |m| !m.topic.ends_with("/status")).await;
