@@ -56,12 +56,16 @@ pub fn device_config(t: &Topics, cam: &Cam, qos: u8) -> Value {
     let entity =
         |platform: &str, c: &str| format!("{platform}.argus_{node}_{}_{c}", id_part(&cam.slug));
     let mut cmps = Map::new();
-    let mut add = |key: &str, platform: &str, mut v: Value| {
-        let o = v.as_object_mut().expect("a component is an object");
+    // Each component's own fields (a JSON object) plus its platform and ids.
+    let mut add = |key: &str, platform: &str, fields: Value| {
+        let mut o = match fields {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
         o.insert("p".into(), platform.into());
         o.insert("unique_id".into(), uid(key).into());
         o.insert("default_entity_id".into(), entity(platform, key).into());
-        cmps.insert(key.into(), v);
+        cmps.insert(key.into(), Value::Object(o));
     };
     for kind in cam.counted() {
         let mut title = kind.to_string();

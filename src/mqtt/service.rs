@@ -290,7 +290,8 @@ impl Svc {
         self.state(format!("{base}/detect"), on_off(cam.detect));
         self.state(format!("{base}/motion"), on_off(st.motion));
         let status = st.status.or_else(|| {
-            matches!(cam.kind, "rtsp" | "usb" | "file")
+            crate::model::CameraType::parse(cam.kind)
+                .is_some_and(crate::cameras::capturable)
                 .then(|| self.env.cameras.status(&cam.id).status.to_string())
         });
         if let Some(s) = status {
