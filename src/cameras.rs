@@ -25,6 +25,7 @@ use crate::store::cameras::CameraRow;
 use crate::store::events::EventRow;
 use crate::video::decode::{H264Decoder, Picture};
 use crate::video::jpeg::{encode_picture, Frame420, SNAPSHOT_MAX_WIDTH};
+use crate::video::latest::LatestFrame;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,8 @@ pub struct Env {
 struct Shared {
     env: Env,
     status: Mutex<HashMap<String, LiveStatus>>,
+    /// Each running camera's latest decoded picture.
+    latest: Mutex<HashMap<String, Arc<LatestFrame>>>,
 }
 
 pub struct CameraManager {
@@ -108,9 +111,20 @@ impl CameraManager {
             shared: Arc::new(Shared {
                 env,
                 status: Default::default(),
+                latest: Default::default(),
             }),
             running: Default::default(),
         }
+    }
+
+    /// The latest picture of a running camera (none for a stopped or Protect camera).
+    pub fn latest(&self, id: &str) -> Option<Arc<LatestFrame>> {
+        self.shared
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     pub fn opener(&self) -> &Arc<dyn Opener> {
@@ -429,6 +443,14 @@ async fn run_camera(state: Arc<Shared>, row: CameraRow, mut stop: watch::Receive
     mgr.set_status(&row, |s| {
         *s = LiveStatus::default();
     });
+    if let Some(l) = mgr
+        .latest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&row.id)
+    {
+        l.clear();
+    }
     // A stopped camera sees nothing: its motion is over and nothing is in view.
     if objects.motion_on {
         mgr.publish_motion(&row.id, false);
@@ -529,6 +551,8 @@ struct Analysis {
     wants_objects: bool,
     /// Set by the camera's task while a candidate waits for confirmation (see [`BURST_FRAMES`]).
     burst: Arc<AtomicU32>,
+    /// Where the latest decoded picture is kept for the snapshot endpoint.
+    latest: Arc<LatestFrame>,
 }
 
 async fn stream(
@@ -554,6 +578,13 @@ async fn stream(
         detector: state.env.detector.clone(),
         wants_objects: row.object_filter.iter().any(|c| c != "motion"),
         burst: objects.burst.clone(),
+        latest: mgr
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(row.id.clone())
+            .or_default()
+            .clone(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("analyse-{}", &row.id[..8.min(row.id.len())]))
@@ -714,6 +745,7 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
     let pool = svc.pool.as_ref().filter(|_| cfg.wants_objects);
     let mut on_picture = |p: &Picture<'_>| {
         let now = Instant::now();
+        cfg.latest.offer(p, now);
         window_frames += 1;
         let elapsed = now.duration_since(window_start);
         if elapsed >= Duration::from_secs(1) || window_frames == 1 && last_analysed.is_none() {

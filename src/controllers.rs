@@ -267,6 +267,16 @@ impl ControllerManager {
         )?)?))
     }
 
+    /// A Protect camera's current picture, from its console (the running client's session when
+    /// the controller is followed).
+    pub async fn snapshot(
+        &self,
+        row: &ControllerRow,
+        protect_camera_id: &str,
+    ) -> Result<bytes::Bytes, ProtectError> {
+        self.client(row).await?.snapshot(protect_camera_id).await
+    }
+
     fn remember(&self, id: &str, bootstrap: Arc<Bootstrap>, now_ms: i64) {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id.to_string(),

@@ -699,6 +699,81 @@ pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
     })
 }
 
+/// A picture older than this is not "now": the camera is stalled or reconnecting.
+const SNAPSHOT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The camera's current picture.
+#[utoipa::path(get, path = "/api/v1/cameras/{id}/snapshot", tag = "cameras",
+    params(("id" = String, Path, description = "Camera id")),
+    responses((status = 200, content_type = "image/jpeg",
+            description = "The most recent decoded frame (taken at most every 0.4 s, scaled to at most 1280 px wide; `X-Frame-Age-Ms` says how old it is); for a Protect camera, the console's snapshot"),
+        (status = 404, body = super::ErrorBody),
+        (status = 502, body = super::ErrorBody, description = "A Protect console failed"),
+        (status = 503, body = super::ErrorBody, description = "No recent picture: the camera is stopped, connecting or failing (the detail says which)"),
+        (status = 504, body = super::ErrorBody, description = "A Protect console did not answer in time")),
+    security(("api_key" = ["read:cameras"]), ("bearer" = [])))]
+pub async fn snapshot(ctx: Ctx) -> AppResult<Response<Body>> {
+    use crate::error::ErrorKind;
+    let id = ctx.param("id").to_string();
+    check_uuid("Camera", &id)?;
+    let cam = id.clone();
+    let row = ctx.state.store.read(move |c| rows::get(c, &cam)).await?;
+    if row.camera_type == CameraType::Protect {
+        let (Some(ctrl), Some(pid)) = (row.protect_controller_id, row.protect_camera_id) else {
+            return Err(AppError::new(
+                ErrorKind::Unavailable,
+                "This Protect camera has no controller",
+            ));
+        };
+        let ctrl = ctx
+            .state
+            .store
+            .read(move |c| crate::store::protect::get(c, &ctrl))
+            .await?;
+        let jpeg = ctx
+            .state
+            .controllers
+            .snapshot(&ctrl, &pid)
+            .await
+            .map_err(super::protect::console_error)?;
+        return Ok(jpeg_response(jpeg, None));
+    }
+    let not_now = |ctx: &Ctx| {
+        let s = ctx.state.cameras.status(&id);
+        let why = match (&s.error, s.status) {
+            (Some(e), _) => format!("the camera is failing: {e}"),
+            (None, "") => "the camera is not capturing (stopped or disabled)".to_string(),
+            (None, status) => format!("the camera is {status}"),
+        };
+        AppError::new(ErrorKind::Unavailable, format!("No recent picture: {why}"))
+            .with_header("retry-after", "1")
+    };
+    let Some(latest) = ctx.state.cameras.latest(&id) else {
+        return Err(not_now(&ctx));
+    };
+    let snap = tokio::task::spawn_blocking(move || latest.jpeg(SNAPSHOT_MAX_AGE))
+        .await
+        .map_err(AppError::internal)?;
+    match snap {
+        None => Err(not_now(&ctx)),
+        Some(Err(e)) => Err(AppError::internal(std::io::Error::other(e))),
+        Some(Ok(s)) => Ok(jpeg_response(
+            bytes::Bytes::from(s.jpeg.as_ref().clone()),
+            Some(s.age),
+        )),
+    }
+}
+
+fn jpeg_response(jpeg: bytes::Bytes, age: Option<std::time::Duration>) -> Response<Body> {
+    let mut b = Response::builder()
+        .header(hyper::header::CONTENT_TYPE, "image/jpeg")
+        .header(hyper::header::CACHE_CONTROL, "no-store");
+    if let Some(age) = age {
+        b = b.header("x-frame-age-ms", age.as_millis().to_string());
+    }
+    b.body(crate::api::body::full(jpeg)).unwrap_or_default()
+}
+
 /// Start capturing (until stopped or restarted).
 #[utoipa::path(post, path = "/api/v1/cameras/{id}/start", tag = "cameras",
     params(("id" = String, Path, description = "Camera id")),

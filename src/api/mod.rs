@@ -143,6 +143,7 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::UpdateCamera => cameras::update(ctx, req).await,
         Op::DeleteCamera => cameras::delete(ctx).await,
         Op::StartCamera => cameras::start(ctx).await,
+        Op::CameraSnapshot => cameras::snapshot(ctx).await,
         Op::StopCamera => cameras::stop(ctx).await,
         Op::ListEvents => events::list(ctx, req).await,
         Op::CreateEvent => events::create(ctx, req).await,

@@ -46,7 +46,7 @@ impl Modify for Security {
         super::system::storage, super::system::ssl_status,
         super::auth::login, super::auth::logout, super::auth::me, super::auth::change_password,
         super::cameras::list, super::cameras::create, super::cameras::test, super::cameras::get,
-        super::cameras::update, super::cameras::delete, super::cameras::start, super::cameras::stop,
+        super::cameras::update, super::cameras::delete, super::cameras::start, super::cameras::stop, super::cameras::snapshot,
         super::events::list, super::events::create, super::events::stats, super::events::export,
         super::events::cleanup,
         super::events::get, super::events::delete, super::events::thumbnail, super::events::reanalyse,

@@ -41,6 +41,7 @@ pub enum Op {
     UpdateCamera,
     DeleteCamera,
     StartCamera,
+    CameraSnapshot,
     StopCamera,
     ListEvents,
     CreateEvent,
@@ -131,6 +132,7 @@ routes! {
     DELETE "/cameras/{id}" Scope(WriteCameras) => DeleteCamera;
     POST "/cameras/{id}/start" Scope(WriteCameras) => StartCamera;
     POST "/cameras/{id}/stop" Scope(WriteCameras) => StopCamera;
+    GET "/cameras/{id}/snapshot" Scope(ReadCameras) => CameraSnapshot;
     GET "/events" Scope(ReadEvents) => ListEvents;
     POST "/events" Scope(Admin) => CreateEvent;
     GET "/events/stats" Scope(ReadEvents) => EventStats;

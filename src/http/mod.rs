@@ -13,6 +13,7 @@ mod docs;
 pub mod head;
 mod io;
 pub mod origin;
+pub mod web;
 mod ws;
 
 use crate::api::body::{error_response, json, Body, BodyDeadline};
@@ -180,6 +181,9 @@ async fn serve_inner(
     }
     if path == "/ws" {
         return ws::upgrade(state.clone(), req, public_origin(state).as_ref(), handoff).await;
+    }
+    if let Some(r) = web::serve(req.method(), &path, req.headers()).await {
+        return r;
     }
     if path == "/" {
         return Ok(json(

@@ -29,5 +29,6 @@ mod storage;
 mod support;
 mod system;
 mod video;
+mod web;
 mod webhook_receiver;
 mod ws;
