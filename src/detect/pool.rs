@@ -176,8 +176,14 @@ impl Drop for Pool {
             q.jobs.clear();
         }
         self.shared.ready.notify_all();
+        let me = std::thread::current().id();
         for w in self.workers.drain(..) {
-            let _ = w.join();
+            // The last handle can be dropped by a worker itself (a job's callback held it at
+            // shutdown): that worker ends on its own once this returns; joining it would be
+            // joining oneself.
+            if w.thread().id() != me {
+                let _ = w.join();
+            }
         }
     }
 }
