@@ -315,10 +315,11 @@ pub async fn cleanup(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Bod
 /// The event snapshot (JPEG).
 #[utoipa::path(get, path = "/api/v1/events/{id}/thumbnail", tag = "events",
     params(("id" = String, Path, description = "Event id")),
-    responses((status = 200, content_type = "image/jpeg", description = "The event's snapshot"),
+    responses((status = 200, content_type = "image/jpeg", description = "The event's snapshot (with an ETag: it is replaced by a better frame while the object stays in view)"),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
         (status = 404, body = super::ErrorBody)),
     security(("api_key" = ["read:events"]), ("bearer" = [])))]
-pub async fn thumbnail(ctx: Ctx) -> AppResult<Response<Body>> {
+pub async fn thumbnail(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>> {
     let id = ctx.param("id").to_string();
     check_uuid("Event", &id)?;
     let row = ctx.state.store.read(move |c| rows::get(c, &id)).await?;
@@ -333,11 +334,32 @@ pub async fn thumbnail(ctx: Ctx) -> AppResult<Response<Body>> {
             AppError::internal(e)
         }
     })?;
-    Ok(Response::builder()
+    // A better frame replaces the snapshot in place while the object's track goes on, so
+    // browsers revalidate (a 304 when it is unchanged) instead of keeping a stale picture.
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let etag = format!(
+        "\"{}\"",
+        digest.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let unchanged = req
+        .headers()
+        .get(hyper::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let b = Response::builder()
         .header(CONTENT_TYPE, "image/jpeg")
-        .header(CACHE_CONTROL, "private, max-age=86400")
-        .body(full(bytes))
-        .expect("static headers are valid"))
+        .header(CACHE_CONTROL, "private, no-cache")
+        .header(hyper::header::ETAG, &etag);
+    Ok(if unchanged {
+        b.status(hyper::StatusCode::NOT_MODIFIED)
+            .body(full(Vec::new()))
+    } else {
+        b.body(full(bytes))
+    }
+    .expect("static headers are valid"))
 }
 
 /// An event reported by an integration (a doorbell, an alarm panel, a script).

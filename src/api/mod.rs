@@ -152,7 +152,7 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::CleanupEvents => events::cleanup(ctx, req).await,
         Op::GetEvent => events::get(ctx).await,
         Op::DeleteEvent => events::delete(ctx).await,
-        Op::EventThumbnail => events::thumbnail(ctx).await,
+        Op::EventThumbnail => events::thumbnail(ctx, req).await,
         Op::ReanalyseEvent => events::reanalyse(ctx, req).await,
         Op::ListControllers => protect::list(ctx).await,
         Op::CreateController => protect::create(ctx, req).await,

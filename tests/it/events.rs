@@ -120,8 +120,20 @@ async fn thumbnails_are_stored_atomically_served_and_deleted_with_the_row() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "image/jpeg");
+    // Revalidated, not kept: a better frame replaces the snapshot while the track goes on.
+    assert_eq!(r.headers()["cache-control"], "private, no-cache");
+    let etag = r.headers()["etag"].clone();
     let bytes = r.bytes().await.unwrap();
     assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF]);
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/events/{id}/thumbnail")))
+        .bearer_auth(&admin)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     // Thumbnails need read:events like the rest.
     let r = app
         .client
