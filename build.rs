@@ -4,12 +4,16 @@
 //! Nothing but cargo is needed: no node, npm or bundler. The generated table is
 //! `$OUT_DIR/web_assets.rs`, included by `src/http/web.rs`.
 
+#[path = "src/http/mime.rs"]
+mod mime;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
     println!("cargo:rerun-if-changed=web");
+    println!("cargo:rerun-if-changed=src/http/mime.rs");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
@@ -70,16 +74,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next().unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "mjs" | "js" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "svg" => "image/svg+xml",
-        "json" | "webmanifest" => "application/manifest+json",
-        "png" => "image/png",
-        "txt" => "text/plain; charset=utf-8",
-        other => panic!("web/{path}: no content type for .{other}; add one in build.rs"),
-    }
+    mime::content_type(path).unwrap_or_else(|| {
+        panic!("web/{path}: no content type for it; add one in src/http/mime.rs")
+    })
 }
 
 /// FNV-1a, 64 bits: ETags and the version only need to change when the bytes do.

@@ -12,6 +12,7 @@ mod conn;
 mod docs;
 pub mod head;
 mod io;
+mod mime;
 pub mod origin;
 pub mod web;
 mod ws;

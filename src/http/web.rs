@@ -190,7 +190,7 @@ async fn from_dir(dir: &std::path::Path, rel: &str) -> AppResult<Response<Body>>
         let text = String::from_utf8_lossy(&bytes).replace("{{APP}}", &format!("/app/{VERSION}"));
         bytes = text.into_bytes();
     }
-    let ctype = asset(rel).map_or("application/octet-stream", |a| a.content_type);
+    let ctype = super::mime::content_type(rel).unwrap_or("application/octet-stream");
     let mut b = Response::builder()
         .header(CONTENT_TYPE, ctype)
         .header(CACHE_CONTROL, "no-store");
