@@ -7,9 +7,11 @@ set -euo pipefail
 # tests talk to.
 # unzip, systemd (systemd-analyze) and shellcheck: the Buildroot and systemd unit checks.
 # mosquitto (and its clients): the real MQTT broker each MQTT test starts on loopback.
+# chromium and chromium-driver: the headless browser the web app's tests (ui::) drive over
+# WebDriver (/usr/bin/chromium, /usr/bin/chromedriver).
 pkgs=(gcc g++ pkg-config curl libclang-dev python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  unzip systemd shellcheck mosquitto mosquitto-clients "$@")
+  unzip systemd shellcheck mosquitto mosquitto-clients chromium chromium-driver "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
