@@ -30,8 +30,17 @@ const NAV = [
 ];
 
 const modules = new Map();
+const ready = new Map(); // page name -> its component, once its module has loaded
 function load(name) {
-  if (!modules.has(name)) modules.set(name, import(`./pages/${name}.mjs`));
+  if (!modules.has(name)) {
+    modules.set(
+      name,
+      import(`./pages/${name}.mjs`).then((m) => {
+        ready.set(name, m.default);
+        return m;
+      }),
+    );
+  }
   return modules.get(name);
 }
 
@@ -69,8 +78,8 @@ function Page({ path }) {
     return html`<section><h1>Not found</h1><p>There is no page at ${path}. <${Link} href="/events">Events</${Link}></p></section>`;
   }
   if (error) return html`<p class="error banner" role="alert">Could not load this page: ${error.message}</p>`;
-  if (!loaded || loaded.name !== route.name) return html`<p class="muted" role="status">Loading…</p>`;
-  const C = loaded.Component;
+  const C = ready.get(route.name) || (loaded && loaded.name === route.name && loaded.Component);
+  if (!C) return html`<p class="muted" role="status">Loading…</p>`;
   return html`<${C} key=${path} params=${route.params} />`;
 }
 
@@ -192,10 +201,16 @@ function ChangePassword({ me, onDone, onLogout }) {
   </main>`;
 }
 
+// Asked for at once, while the first page's module loads.
+let firstMe = api('GET', '/auth/me');
+firstMe.catch(() => {}); // handled when the app asks; not an unhandled rejection meanwhile
+
 function App() {
   const [me, setMe] = useState(undefined);
   const refresh = useCallback(() => {
-    api('GET', '/auth/me').then(
+    const asked = firstMe || api('GET', '/auth/me');
+    firstMe = null;
+    asked.then(
       (m) => {
         session.me = m;
         setMe(m);
@@ -233,5 +248,9 @@ function App() {
   else body = html`<${Shell} me=${me} onLogout=${() => setMe(null)} />`;
   return html`${body}<${Toasts} />`;
 }
+
+// The first page's module loads while the session is asked for, not after.
+const first = match(location.pathname === '/' || location.pathname === '/login' ? '/events' : location.pathname);
+if (first) load(first.name).catch(() => {});
 
 render(html`<${App} />`, document.getElementById('app'));

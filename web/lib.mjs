@@ -1,12 +1,18 @@
 // The app's shared parts: Preact with htm, the API client (JSON errors become ApiError with the
 // field the detail names), the live message stream from /ws, the session, navigation, and the
 // small components every page uses (fields with their errors, pager, formatting).
-import { h, render, Fragment } from './vendor/preact.mjs';
-import { useState, useEffect, useRef, useMemo, useCallback } from './vendor/hooks.mjs';
+import { h, render, Fragment, options } from './vendor/preact.mjs';
+import { useState, useEffect, useLayoutEffect, useRef, useMemo, useCallback } from './vendor/hooks.mjs';
 import htm from './vendor/htm.mjs';
 
-export { h, render, Fragment, useState, useEffect, useRef, useMemo, useCallback };
+export { h, render, Fragment, useState, useEffect, useLayoutEffect, useRef, useMemo, useCallback };
 export const html = htm.bind(h);
+
+// Preact runs effects on the next animation frame, or after 35 ms when frames are slow (a
+// background tab, a busy Pi): each step of "render, then fetch in an effect, then render"
+// would wait for one. Effects here start requests and subscriptions, so they run as soon as
+// the render's task is done instead.
+options.requestAnimationFrame = (run) => setTimeout(run, 0);
 
 // ---- API --------------------------------------------------------------------------------------
 
