@@ -4,7 +4,7 @@
 import {
   html, render, useState, useEffect, useCallback, api, session, navigate, onRoute, Link, Field,
   FormError, Toasts, connectLive, disconnectLive, onUnauthorised, useMessages, onUnreadChanged,
-  useLiveConnected, ApiError,
+  useLiveConnected, ApiError, useSubmit,
 } from './lib.mjs';
 
 /** Path patterns and the page module each shows. */
@@ -135,21 +135,10 @@ function Shell({ me, onLogout }) {
 function Login({ onDone }) {
   const [username, setUsername] = useState('admin');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await api('POST', '/auth/login', { username, password });
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const [submit, busy, error] = useSubmit(async () => {
+    await api('POST', '/auth/login', { username, password });
+    onDone();
+  });
   return html`<main class="narrow">
     <form class="card" onSubmit=${submit} aria-labelledby="login-title">
       <h1 id="login-title">Argus Edge</h1>
@@ -166,25 +155,11 @@ function ChangePassword({ me, onDone, onLogout }) {
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [again, setAgain] = useState('');
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e) => {
-    e.preventDefault();
-    if (next !== again) {
-      setError(new ApiError(422, 'confirm: the two new passwords differ'));
-      return;
-    }
-    setBusy(true);
-    setError(null);
-    try {
-      await api('POST', '/auth/change-password', { current_password: current, new_password: next });
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const [submit, busy, error] = useSubmit(async () => {
+    if (next !== again) throw new ApiError(422, 'confirm: the two new passwords differ');
+    await api('POST', '/auth/change-password', { current_password: current, new_password: next });
+    onDone();
+  });
   return html`<main class="narrow">
     <form class="card" onSubmit=${submit} aria-labelledby="cp-title">
       <h1 id="cp-title">Choose a new password</h1>

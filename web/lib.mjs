@@ -216,6 +216,26 @@ export function useQuery() {
   return [q, set];
 }
 
+/** A form's submit handler around `run(event)`: `[submit, busy, error, setError]`. The error is
+ *  what `run` threw (an ApiError names its field); busy is true while it runs. */
+export function useSubmit(run) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    if (e && e.preventDefault) e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await run(e);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return [submit, busy, error, setError];
+}
+
 // ---- Components -------------------------------------------------------------------------------------
 
 let fieldSeq = 0;
