@@ -9,11 +9,14 @@
 ARGUS_VERSION = 0.1.0
 ARGUS_SITE = $(BR2_EXTERNAL_ARGUS_PATH)/..
 ARGUS_SITE_METHOD = local
-ARGUS_LICENSE = MIT, MIT (YOLOv3-tiny model), Apache-2.0 (Swagger UI), MIT (ReDoc)
+ARGUS_LICENSE = MIT, MIT (YOLOv3-tiny model), Apache-2.0 (Swagger UI), MIT (ReDoc), \
+	MIT (Preact), Apache-2.0 (htm)
 ARGUS_LICENSE_FILES = LICENSE models/MODELS.md \
 	src/http/assets/LICENSES/swagger-ui-LICENSE \
 	src/http/assets/LICENSES/swagger-ui-NOTICE \
-	src/http/assets/LICENSES/redoc-LICENSE
+	src/http/assets/LICENSES/redoc-LICENSE \
+	web/vendor/LICENSES/preact-LICENSE.txt \
+	web/vendor/LICENSES/htm-LICENSE.txt
 
 # Host build products must not be copied in: target/ holds binaries for the
 # build machine and can be gigabytes.
