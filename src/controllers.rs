@@ -267,14 +267,21 @@ impl ControllerManager {
         )?)?))
     }
 
-    /// A Protect camera's current picture, from its console (the running client's session when
-    /// the controller is followed).
+    /// A Protect camera's current picture, from its console through the followed controller's
+    /// session; `None` when the controller is not followed (disabled): a page refreshing the
+    /// picture must not make the appliance log in to the console every second.
     pub async fn snapshot(
         &self,
-        row: &ControllerRow,
+        controller_id: &str,
         protect_camera_id: &str,
-    ) -> Result<bytes::Bytes, ProtectError> {
-        self.client(row).await?.snapshot(protect_camera_id).await
+    ) -> Option<Result<bytes::Bytes, ProtectError>> {
+        let client = self
+            .running
+            .lock()
+            .await
+            .get(controller_id)
+            .map(|r| r.client.clone())?;
+        Some(client.snapshot(protect_camera_id).await)
     }
 
     fn remember(&self, id: &str, bootstrap: Arc<Bootstrap>, now_ms: i64) {

@@ -725,16 +725,17 @@ pub async fn snapshot(ctx: Ctx) -> AppResult<Response<Body>> {
                 "This Protect camera has no controller",
             ));
         };
-        let ctrl = ctx
-            .state
-            .store
-            .read(move |c| crate::store::protect::get(c, &ctrl))
-            .await?;
         let jpeg = ctx
             .state
             .controllers
             .snapshot(&ctrl, &pid)
             .await
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorKind::Unavailable,
+                    "No recent picture: the camera's Protect controller is not followed (disabled)",
+                )
+            })?
             .map_err(super::protect::console_error)?;
         return Ok(jpeg_response(jpeg, None));
     }

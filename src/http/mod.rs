@@ -5,7 +5,8 @@
 //! authentication, same-origin checks for the session cookie ([`origin`]), rate limits, scope
 //! checks, the must-change-password gate, body deadlines, turning errors into JSON, and the
 //! request log line. Every error the server sends, including those about a request's bytes
-//! before any routing, is `{detail, status_code}` JSON.
+//! before any routing, is `{detail, status_code}` JSON. The owner's web app and the API
+//! documentation are static files embedded in the binary ([`web`], `docs`).
 
 pub mod admission;
 mod conn;

@@ -292,5 +292,20 @@ async fn a_protect_camera_snapshot_comes_from_its_console() {
     assert!(fake.requests().iter().any(|r| r
         .path
         .contains(&format!("/cameras/{}/snapshot", fp::DRIVEWAY_ID))));
+    // A controller that is not followed is not logged in to for a picture.
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/protect/controllers/{ctrl}"),
+            &admin,
+            json!({"is_enabled": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let logins = fake.logins();
+    let (s, v) = app
+        .get(&format!("/api/v1/cameras/{cam}/snapshot"), &admin)
+        .await;
+    assert_error(s, &v, 503, "not followed");
+    assert_eq!(fake.logins(), logins, "no login for it");
     app.stop().await;
 }
