@@ -2,7 +2,8 @@
 //! (HTTPS with a self-signed certificate, cookie + CSRF login, bootstrap, binary update socket):
 //! controllers through the API, camera discovery and enabling, smart detections and rings
 //! becoming events on `/ws`, filters, deduplication, reconnect with resume, re-login on 401,
-//! the idle watchdog, connecting at boot, and the cloud description of a Protect event.
+//! the idle watchdog, connecting at boot, the cloud description of a Protect event, and a Protect
+//! camera's current picture (`GET /cameras/{id}/snapshot`) from its console.
 
 use crate::fake_ai::FakeAi;
 use crate::fake_protect::{self as fp, FakeProtect};
@@ -908,4 +909,49 @@ async fn protect_detections_and_rings_reach_mqtt_and_home_assistant() {
         .json();
     assert_eq!(r["event_type"], json!("ring"));
     assert_eq!(r["camera_id"], json!(door));
+}
+
+#[tokio::test]
+async fn a_protect_camera_snapshot_comes_from_its_console() {
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    let e = enable(&app, &admin, &ctrl, fp::DRIVEWAY_ID, json!(["person"])).await;
+    let cam = e["camera_id"].as_str().unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/cameras/{cam}/snapshot")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let got = r.bytes().await.unwrap();
+    let want = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/images/person.jpg"
+    ))
+    .unwrap();
+    assert_eq!(got.as_ref(), want.as_slice(), "the console's picture");
+    assert!(fake.requests().iter().any(|r| r
+        .path
+        .contains(&format!("/cameras/{}/snapshot", fp::DRIVEWAY_ID))));
+    // A controller that is not followed is not logged in to for a picture.
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/protect/controllers/{ctrl}"),
+            &admin,
+            json!({"is_enabled": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let logins = fake.logins();
+    let (s, v) = app
+        .get(&format!("/api/v1/cameras/{cam}/snapshot"), &admin)
+        .await;
+    assert_error(s, &v, 503, "not followed");
+    assert_eq!(fake.logins(), logins, "no login for it");
+    app.stop().await;
 }

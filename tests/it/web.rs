@@ -2,10 +2,9 @@
 //! `index.html` with its Content-Security-Policy, the app's files are gzip-compressed with
 //! strong ETags and cached for good under their version, JSON clients keep the landing
 //! document, and errors stay JSON. And `GET /cameras/{id}/snapshot`, the picture the live page
-//! and the zone editor show: a capturing camera's latest frame, a Protect camera's from its
-//! console, a clear 503 when there is none.
+//! and the zone editor show: a capturing camera's latest frame, a clear 503 when there is none
+//! (a Protect camera's comes from its console: `protect::a_protect_camera_snapshot_...`).
 
-use crate::fake_protect::{self as fp, FakeProtect};
 use crate::support::*;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, IF_NONE_MATCH};
 use reqwest::StatusCode;
@@ -243,69 +242,5 @@ async fn a_camera_snapshot_is_its_latest_picture() {
         )
         .await;
     assert_error(s, &v, 404, "");
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_protect_camera_snapshot_comes_from_its_console() {
-    let fake = FakeProtect::start().await;
-    let app = TestApp::start().await;
-    let admin = app.admin_token().await;
-    let (s, c) = app
-        .post(
-            "/api/v1/protect/controllers",
-            &admin,
-            json!({"name": "Console", "host": "127.0.0.1", "port": fake.addr.port(),
-                   "username": fp::USERNAME, "password": fp::PASSWORD}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{c}");
-    let ctrl = c["id"].as_str().unwrap();
-    let (s, e) = app
-        .post(
-            &format!(
-                "/api/v1/protect/controllers/{ctrl}/cameras/{}/enable",
-                fp::DRIVEWAY_ID
-            ),
-            &admin,
-            json!({"smart_detection_types": ["person"]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{e}");
-    let cam = e["camera_id"].as_str().unwrap();
-    let r = app
-        .client
-        .get(app.url(&format!("/api/v1/cameras/{cam}/snapshot")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "image/jpeg");
-    let got = r.bytes().await.unwrap();
-    let want = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/images/person.jpg"
-    ))
-    .unwrap();
-    assert_eq!(got.as_ref(), want.as_slice(), "the console's picture");
-    assert!(fake.requests().iter().any(|r| r
-        .path
-        .contains(&format!("/cameras/{}/snapshot", fp::DRIVEWAY_ID))));
-    // A controller that is not followed is not logged in to for a picture.
-    let (s, v) = app
-        .put(
-            &format!("/api/v1/protect/controllers/{ctrl}"),
-            &admin,
-            json!({"is_enabled": false}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let logins = fake.logins();
-    let (s, v) = app
-        .get(&format!("/api/v1/cameras/{cam}/snapshot"), &admin)
-        .await;
-    assert_error(s, &v, 503, "not followed");
-    assert_eq!(fake.logins(), logins, "no login for it");
     app.stop().await;
 }
