@@ -60,6 +60,7 @@ fn camera_row(i: usize) -> argus::store::cameras::CameraRow {
         protect_camera_id: None,
         smart_detection_types: vec![],
         is_doorbell: false,
+        record_clips: true,
         created_at: 0,
         updated_at: 0,
     }

@@ -34,6 +34,8 @@ pub enum Change {
     Description,
     /// A better frame of the same object replaced the snapshot.
     BestFrame,
+    /// The event's clip is complete.
+    Clip,
 }
 
 /// A doorbell ring (Protect), sent before its event is stored.

@@ -16,6 +16,9 @@ use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Where clips are finished before they are moved into place, relative to the data dir.
+pub const CLIP_TMP_DIR: &str = "clips/.tmp";
+
 /// The one way events enter, change in and leave the appliance. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
@@ -125,6 +128,66 @@ impl Events {
         Ok(())
     }
 
+    /// Where clips are finished before [`Events::attach_clip`] moves them into place (created
+    /// on demand; the start-up sweep empties it).
+    pub fn clip_tmp_dir(&self) -> PathBuf {
+        self.data_dir.join(CLIP_TMP_DIR)
+    }
+
+    /// Moves a finished fast-start MP4 (a file inside [`Events::clip_tmp_dir`]) into place as
+    /// the event's clip, names it in the row and publishes `EventUpdated` (`Change::Clip`).
+    /// The file is fsynced and renamed before the row names it; `Ok(false)` (and the file
+    /// removed) when the event is gone or storage is below the free-disk floor.
+    pub async fn attach_clip(
+        &self,
+        event_id: &str,
+        finished: PathBuf,
+        duration_ms: u64,
+        offset_ms: Option<u64>,
+    ) -> AppResult<bool> {
+        let cur = match self.get(event_id.to_string()).await {
+            Ok(c) => c,
+            Err(_) => {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(finished)).await;
+                return Ok(false);
+            }
+        };
+        let bytes = std::fs::metadata(&finished).map(|m| m.len()).unwrap_or(0);
+        if !self.retention.admit(bytes) {
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(finished)).await;
+            return Ok(false);
+        }
+        let day = crate::clock::utc_day(cur.row.ts);
+        let rel = format!("clips/{day}/{event_id}.mp4");
+        let abs = self.data_dir.join(&rel);
+        tokio::task::spawn_blocking(move || crate::fsutil::move_into_place(&finished, &abs))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        let (eid, path) = (event_id.to_string(), rel.clone());
+        let found = self
+            .store
+            .write(move |c| {
+                crate::store::events::set_clip(c, &eid, &path, bytes, duration_ms, offset_ms)
+            })
+            .await?;
+        if !found {
+            self.remove_files(vec![rel]).await;
+            return Ok(false);
+        }
+        self.retention.wrote(bytes);
+        let mut info = (*cur).clone();
+        info.row.clip_path = Some(rel);
+        info.row.clip_bytes = bytes;
+        info.row.clip_duration_ms = Some(duration_ms);
+        info.row.clip_offset_ms = offset_ms;
+        self.bus.publish(
+            self.clock.now_ms(),
+            Message::EventUpdated(Arc::new(info), Change::Clip),
+        );
+        Ok(true)
+    }
+
     /// Writes a description (or why there is none) onto an event and publishes
     /// `EventUpdated`; the updated event, or `None` when it was deleted meanwhile.
     pub async fn describe(
@@ -182,7 +245,7 @@ impl Events {
                 Ok((cam, crate::store::events::delete(c, &eid)?))
             })
             .await?;
-        self.remove_files(path.into_iter().collect()).await;
+        self.remove_files(path).await;
         self.bus.publish(
             self.clock.now_ms(),
             Message::EventDeleted {

@@ -24,6 +24,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     res
 }
 
+/// Moves a complete file (on the same filesystem) to `to` so that after a crash it is in one
+/// place or the other, never half: fsync of the file, rename, fsync of both directories.
+pub fn move_into_place(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::File::open(from)?.sync_all()?;
+    std::fs::rename(from, to)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    if let Some(src_dir) = from.parent().filter(|d| *d != dir) {
+        std::fs::File::open(src_dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

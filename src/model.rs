@@ -254,6 +254,8 @@ pub struct LiveStatus {
     pub resolution: Option<(usize, usize)>,
     pub codec: Option<&'static str>,
     pub error: Option<String>,
+    /// Event clips: `recording`, `idle`, `off`, `paused_low_disk` (none when not capturing).
+    pub recording: Option<&'static str>,
 }
 
 impl Default for LiveStatus {
@@ -265,6 +267,7 @@ impl Default for LiveStatus {
             resolution: None,
             codec: None,
             error: None,
+            recording: None,
         }
     }
 }

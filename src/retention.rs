@@ -12,7 +12,7 @@
 
 use crate::clock::Clock;
 use crate::settings::{CameraRetention, Settings};
-use crate::store::retention::{self as sql, Select};
+use crate::store::retention::{self as sql, Media, Select};
 use crate::store::{Store, StoreResult};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -524,7 +524,7 @@ impl Retention {
                 let count = store.read(sql::event_count).await?;
                 let left = need - (rep.bytes_freed - before);
                 let n = self
-                    .oldest_batch(store, rep, batch_for(left, u.thumbnail_bytes, count))
+                    .oldest_batch(store, rep, batch_for(left, u.file_bytes(), count))
                     .await?;
                 rep.by_low_disk += n;
                 deleted += n;
@@ -640,11 +640,14 @@ async fn remove_files(data_dir: &Path, rel: Vec<String>) -> (u64, u64) {
     .unwrap_or((0, 0))
 }
 
-/// Compares `<data_dir>/thumbnails` with the rows, one day directory at a time (the layout is
-/// `thumbnails/YYYY-MM-DD/<event id>.jpg`, the day of the event's time), so memory stays at one
+/// Compares `<data_dir>/thumbnails` and `<data_dir>/clips` with the rows, one day directory
+/// at a time (the layout is `thumbnails/YYYY-MM-DD/<event id>.jpg` and
+/// `clips/YYYY-MM-DD/<event id>.mp4`, the day of the event's time), so memory stays at one
 /// day's paths. With `fix`, orphaned files and stale temp files are removed (and emptied
-/// directories); rows whose file is missing are only reported. Files younger than `grace` are
-/// left alone (see [`GRACE`]).
+/// directories), and rows naming a clip that is missing forget it (a clip is optional;
+/// `has_clip` must not lie); rows whose snapshot is missing are only reported. Files younger
+/// than `grace` are left alone (see [`GRACE`]). Clips being written (`clips/.tmp`) are the
+/// recorder's, and recovered at start-up before this runs.
 pub fn check_files(
     store: &Store,
     data_dir: &Path,
@@ -656,7 +659,27 @@ pub fn check_files(
         checked_at_ms: now_ms,
         ..Default::default()
     };
-    let root = data_dir.join("thumbnails");
+    for (m, dir, ext) in [
+        (Media::Thumbnail, "thumbnails", ".jpg"),
+        (Media::Clip, "clips", ".mp4"),
+    ] {
+        check_tree(store, data_dir, m, dir, ext, fix, grace, &mut out)?;
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_tree(
+    store: &Store,
+    data_dir: &Path,
+    m: Media,
+    tree: &str,
+    ext: &str,
+    fix: bool,
+    grace: Duration,
+    out: &mut Consistency,
+) -> StoreResult<()> {
+    let root = data_dir.join(tree);
     let now = SystemTime::now();
     let old = |p: &Path| {
         std::fs::symlink_metadata(p)
@@ -669,6 +692,7 @@ pub fn check_files(
             rd.flatten()
                 .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
                 .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+                .filter(|(name, _)| !name.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();
@@ -676,7 +700,7 @@ pub fn check_files(
     for (name, dir) in dirs {
         let known: HashSet<String> = match crate::clock::parse_time(&name) {
             Some(start) if name.len() == 10 => store
-                .read_blocking(|c| sql::thumbnails_between(c, start, start + DAY_MS - 1))?
+                .read_blocking(|c| sql::media_between(c, m, start, start + DAY_MS - 1))?
                 .into_iter()
                 .collect(),
             _ => HashSet::new(),
@@ -687,7 +711,7 @@ pub fn check_files(
         let mut remaining = 0;
         for e in rd.flatten() {
             let file = e.file_name().to_string_lossy().into_owned();
-            let rel = format!("thumbnails/{name}/{file}");
+            let rel = format!("{tree}/{name}/{file}");
             let path = e.path();
             out.files_checked += 1;
             if file.starts_with('.') && file.ends_with(".tmp") {
@@ -702,8 +726,8 @@ pub fn check_files(
                 continue;
             }
             let referenced = known.contains(&rel)
-                || file.strip_suffix(".jpg").is_some_and(|id| {
-                    matches!(store.read_blocking(|c| sql::thumbnail_of(c, id)), Ok(Some(Some(p))) if p == rel)
+                || file.strip_suffix(ext).is_some_and(|id| {
+                    matches!(store.read_blocking(|c| sql::media_of(c, m, id)), Ok(Some(Some(p))) if p == rel)
                 });
             if referenced || !old(&path) {
                 remaining += 1;
@@ -720,11 +744,10 @@ pub fn check_files(
     }
     // Rows whose file is missing, oldest first: one directory listing at a time.
     let mut listed: Option<(PathBuf, HashSet<OsString>)> = None;
-    let mut missing = Vec::new();
-    let mut count = 0u64;
+    let mut missing_ids = Vec::new();
     let mut rows = 0u64;
     store.read_blocking(|c| {
-        sql::for_each_thumbnail(c, |_id, rel| {
+        sql::for_each_media(c, m, |id, rel| {
             rows += 1;
             let abs = data_dir.join(rel);
             let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
@@ -740,17 +763,23 @@ pub fn check_files(
                 .as_ref()
                 .is_some_and(|(_, names)| names.contains(name));
             if !present && !abs.exists() {
-                count += 1;
-                if missing.len() < 100 {
-                    missing.push(rel.to_string());
+                out.missing_count += 1;
+                if out.missing.len() < 100 {
+                    out.missing.push(rel.to_string());
+                }
+                if m == Media::Clip {
+                    missing_ids.push(id.to_string());
                 }
             }
         })
     })?;
-    out.rows_checked = rows;
-    out.missing = missing;
-    out.missing_count = count;
-    Ok(out)
+    out.rows_checked += rows;
+    if fix {
+        for id in missing_ids {
+            store.write_blocking(move |c| crate::store::events::clear_clip(c, &id))?;
+        }
+    }
+    Ok(())
 }
 
 /// The start-up consistency pass: removes orphaned snapshots and leftover temp files, logs

@@ -392,6 +392,9 @@ impl Svc {
             "smart_detection_type": r.smart_detection_type,
             "is_doorbell_ring": r.is_doorbell_ring,
             "thumbnail_url": self.env.links.thumbnail_url(r),
+            "has_clip": r.clip_path.is_some(),
+            "clip_url": self.env.links.clip_url(r),
+            "clip_duration_seconds": r.clip_duration_ms.filter(|_| r.clip_path.is_some()).map(|ms| ms as f64 / 1000.0),
         })
     }
 
@@ -452,6 +455,8 @@ impl Svc {
                         }
                     }
                     Change::BestFrame => self.snapshot(&base, &e).await,
+                    // The event message above carries `has_clip`.
+                    Change::Clip => {}
                 }
             }
             Message::CameraStatus {

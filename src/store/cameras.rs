@@ -30,6 +30,8 @@ pub struct CameraRow {
     pub protect_camera_id: Option<String>,
     pub smart_detection_types: Vec<String>,
     pub is_doorbell: bool,
+    /// Record a clip per object event.
+    pub record_clips: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -38,7 +40,7 @@ const COLUMNS: &str = "id, name, type, rtsp_url, username, password_sealed, devi
     device_path, file_path, rtsp_transport, frame_rate, is_enabled, motion_enabled, \
     motion_sensitivity, motion_cooldown, detection_zones, detection_schedule, object_filter, \
     prompt_override, protect_controller_id, protect_camera_id, smart_detection_types, \
-    is_doorbell, created_at, updated_at";
+    is_doorbell, created_at, updated_at, record_clips";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CameraRow, StoreError>> {
     let kind: String = r.get(2)?;
@@ -76,6 +78,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<CameraRow, StoreError>> {
             is_doorbell: r.get(22)?,
             created_at: r.get(23)?,
             updated_at: r.get(24)?,
+            record_clips: r.get(25)?,
         })
     };
     Ok(build())
@@ -116,7 +119,7 @@ fn write(conn: &Connection, c: &CameraRow, insert: bool) -> StoreResult<()> {
              :frame_rate, :is_enabled, :motion_enabled, :motion_sensitivity, :motion_cooldown, \
              :detection_zones, :detection_schedule, :object_filter, :prompt_override, \
              :protect_controller_id, :protect_camera_id, :smart_detection_types, :is_doorbell, \
-             :created_at, :updated_at)"
+             :created_at, :updated_at, :record_clips)"
         )
     } else {
         "UPDATE cameras SET name = :name, type = :type, rtsp_url = :rtsp_url, \
@@ -128,7 +131,8 @@ fn write(conn: &Connection, c: &CameraRow, insert: bool) -> StoreResult<()> {
          object_filter = :object_filter, prompt_override = :prompt_override, \
          protect_controller_id = :protect_controller_id, protect_camera_id = :protect_camera_id, \
          smart_detection_types = :smart_detection_types, is_doorbell = :is_doorbell, \
-         created_at = :created_at, updated_at = :updated_at WHERE id = :id"
+         created_at = :created_at, updated_at = :updated_at, \
+         record_clips = :record_clips WHERE id = :id"
             .to_string()
     };
     let zones = serde_json::to_string(&c.detection_zones)?;
@@ -153,6 +157,7 @@ fn write(conn: &Connection, c: &CameraRow, insert: bool) -> StoreResult<()> {
         ":protect_controller_id": c.protect_controller_id,
         ":protect_camera_id": c.protect_camera_id, ":smart_detection_types": smart,
         ":is_doorbell": c.is_doorbell, ":created_at": c.created_at, ":updated_at": c.updated_at,
+        ":record_clips": c.record_clips,
     });
     match res {
         Ok(0) => Err(StoreError::NotFound("Camera")),
@@ -179,10 +184,20 @@ pub fn delete(conn: &mut Connection, id: &str) -> StoreResult<Vec<String>> {
     let tx = conn.transaction()?;
     let paths = {
         let mut stmt = tx.prepare_cached(
-            "SELECT thumbnail_path FROM events WHERE camera_id = ?1 AND thumbnail_path IS NOT NULL",
+            "SELECT thumbnail_path, clip_path FROM events WHERE camera_id = ?1 \
+             AND (thumbnail_path IS NOT NULL OR clip_path IS NOT NULL)",
         )?;
-        let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+        let rows = stmt.query_map([id], |r| {
+            Ok([
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+            ])
+        })?;
+        let mut paths = Vec::new();
+        for r in rows {
+            paths.extend(r?.into_iter().flatten());
+        }
+        paths
     };
     let n = tx.execute("DELETE FROM cameras WHERE id = ?1", [id])?;
     if n == 0 {

@@ -25,6 +25,12 @@ pub struct EventRow {
     /// Path of the snapshot relative to the data dir.
     pub thumbnail_path: Option<String>,
     pub thumbnail_bytes: u64,
+    /// Path of the event's MP4 clip relative to the data dir, once it is complete.
+    pub clip_path: Option<String>,
+    pub clip_bytes: u64,
+    pub clip_duration_ms: Option<u64>,
+    /// How far into the clip the event was noticed.
+    pub clip_offset_ms: Option<u64>,
     pub source_type: String,
     pub protect_event_id: Option<String>,
     pub smart_detection_type: Option<String>,
@@ -44,7 +50,7 @@ const COLUMNS: &str = "id, camera_id, ts, detection_type, confidence, descriptio
     description_pending, objects_detected, bounding_boxes, thumbnail_path, thumbnail_bytes, \
     source_type, protect_event_id, smart_detection_type, is_doorbell_ring, provider_used, \
     ai_fallback_used, ai_error, ai_confidence, threat_level, ai_cost_usd, reanalysis_count, \
-    reanalyzed_at, created_at";
+    reanalyzed_at, created_at, clip_path, clip_bytes, clip_duration_ms, clip_offset_ms";
 
 fn from_row(r: &Row<'_>) -> StoreResult<EventRow> {
     let objects: String = r.get(7)?;
@@ -74,6 +80,10 @@ fn from_row(r: &Row<'_>) -> StoreResult<EventRow> {
         reanalysis_count: r.get(21)?,
         reanalyzed_at: r.get(22)?,
         created_at: r.get(23)?,
+        clip_path: r.get(24)?,
+        clip_bytes: r.get(25)?,
+        clip_duration_ms: r.get(26)?,
+        clip_offset_ms: r.get(27)?,
     })
 }
 
@@ -81,7 +91,7 @@ pub fn insert(conn: &Connection, e: &EventRow) -> StoreResult<()> {
     let sql = format!(
         "INSERT INTO events ({COLUMNS}) VALUES \
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-          ?20, ?21, ?22, ?23, ?24)"
+          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"
     );
     let objects = serde_json::to_string(&e.objects_detected)?;
     let boxes = serde_json::to_string(&e.bounding_boxes)?;
@@ -110,6 +120,10 @@ pub fn insert(conn: &Connection, e: &EventRow) -> StoreResult<()> {
         e.reanalysis_count,
         e.reanalyzed_at,
         e.created_at,
+        e.clip_path,
+        e.clip_bytes,
+        e.clip_duration_ms,
+        e.clip_offset_ms,
     ]);
     match res {
         Ok(_) => Ok(()),
@@ -165,15 +179,47 @@ pub fn latest_thumbnail(conn: &Connection) -> StoreResult<Option<String>> {
         .optional()?)
 }
 
-/// Deletes one event; returns its thumbnail path (to remove after commit).
-pub fn delete(conn: &Connection, id: &str) -> StoreResult<Option<String>> {
-    let mut stmt =
-        conn.prepare_cached("DELETE FROM events WHERE id = ?1 RETURNING thumbnail_path")?;
+/// Deletes one event; returns its snapshot and clip paths (to remove after commit).
+pub fn delete(conn: &Connection, id: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("DELETE FROM events WHERE id = ?1 RETURNING thumbnail_path, clip_path")?;
     let mut rows = stmt.query([id])?;
     match rows.next()? {
-        Some(r) => Ok(r.get(0)?),
+        Some(r) => Ok([r.get::<_, Option<String>>(0)?, r.get(1)?]
+            .into_iter()
+            .flatten()
+            .collect()),
         None => Err(StoreError::NotFound("Event")),
     }
+}
+
+/// Names an event's finished clip; `false` when the event is gone.
+pub fn set_clip(
+    conn: &Connection,
+    id: &str,
+    path: &str,
+    bytes: u64,
+    duration_ms: u64,
+    offset_ms: Option<u64>,
+) -> StoreResult<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE events SET clip_path = ?2, clip_bytes = ?3, clip_duration_ms = ?4, \
+             clip_offset_ms = ?5 WHERE id = ?1",
+        )?
+        .execute(rusqlite::params![id, path, bytes, duration_ms, offset_ms])?;
+    Ok(n > 0)
+}
+
+/// Forgets an event's clip (its file is missing); returns whether the row named one.
+pub fn clear_clip(conn: &Connection, id: &str) -> StoreResult<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE events SET clip_path = NULL, clip_bytes = 0, clip_duration_ms = NULL \
+             WHERE id = ?1 AND clip_path IS NOT NULL",
+        )?
+        .execute([id])?;
+    Ok(n > 0)
 }
 
 /// Filters shared by the event list, the CSV export and the statistics.

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_ai.sql"),
     include_str!("migrations/0003_alerts.sql"),
     include_str!("migrations/0004_mqtt.sql"),
+    include_str!("migrations/0005_clips.sql"),
 ];
 
 /// The schema version this build writes.

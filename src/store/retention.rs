@@ -28,6 +28,7 @@ pub struct Batch {
     pub files: Vec<String>,
     /// Their sizes as recorded in the rows.
     pub thumbnail_bytes: u64,
+    pub clip_bytes: u64,
     /// How long the write transaction ran (the writer connection is held this long).
     pub held: Duration,
 }
@@ -45,7 +46,7 @@ pub fn delete_batch(conn: &mut Connection, sel: &Select, limit: u32) -> StoreRes
             } => (
                 "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events \
                  WHERE camera_id = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3) \
-                 RETURNING thumbnail_path, thumbnail_bytes",
+                 RETURNING thumbnail_path, thumbnail_bytes, clip_path, clip_bytes",
                 vec![
                     camera_id.clone().into(),
                     (*before_ms).into(),
@@ -55,7 +56,7 @@ pub fn delete_batch(conn: &mut Connection, sel: &Select, limit: u32) -> StoreRes
             Select::Before { before_ms } => (
                 "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events \
                  WHERE ts < ?1 ORDER BY ts LIMIT ?2) \
-                 RETURNING thumbnail_path, thumbnail_bytes",
+                 RETURNING thumbnail_path, thumbnail_bytes, clip_path, clip_bytes",
                 vec![(*before_ms).into(), i64::from(limit).into()],
             ),
         };
@@ -67,6 +68,10 @@ pub fn delete_batch(conn: &mut Connection, sel: &Select, limit: u32) -> StoreRes
                 out.files.push(p);
                 out.thumbnail_bytes += r.get::<_, i64>(1)?.max(0) as u64;
             }
+            if let Some(p) = r.get::<_, Option<String>>(2)? {
+                out.files.push(p);
+                out.clip_bytes += r.get::<_, i64>(3)?.max(0) as u64;
+            }
         }
     }
     tx.commit()?;
@@ -74,29 +79,38 @@ pub fn delete_batch(conn: &mut Connection, sel: &Select, limit: u32) -> StoreRes
     Ok(out)
 }
 
-/// Bytes the size limit counts: snapshot bytes (from the counters) and the database pages in
-/// use (deleted rows free pages for reuse; the file itself does not shrink).
+/// Bytes the size limit counts: snapshot and clip bytes (from the counters) and the database
+/// pages in use (deleted rows free pages for reuse; the file itself does not shrink).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Usage {
     pub thumbnail_bytes: u64,
+    pub clip_bytes: u64,
     pub database_used_bytes: u64,
 }
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.thumbnail_bytes + self.database_used_bytes
+        self.thumbnail_bytes + self.clip_bytes + self.database_used_bytes
+    }
+
+    /// The event files' bytes (what deleting events frees on disk).
+    pub fn file_bytes(&self) -> u64 {
+        self.thumbnail_bytes + self.clip_bytes
     }
 }
 
 pub fn usage(conn: &Connection) -> StoreResult<Usage> {
-    let thumbs: i64 = conn
-        .prepare_cached("SELECT COALESCE(SUM(thumbnail_bytes), 0) FROM event_totals")?
-        .query_row([], |r| r.get(0))?;
+    let (thumbs, clips): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(thumbnail_bytes), 0), COALESCE(SUM(clip_bytes), 0) FROM event_totals",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
     let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     Ok(Usage {
         thumbnail_bytes: thumbs.max(0) as u64,
+        clip_bytes: clips.max(0) as u64,
         database_used_bytes: ((pages - free).max(0) * size) as u64,
     })
 }
@@ -110,34 +124,57 @@ pub fn cameras_with_events(conn: &Connection) -> StoreResult<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Snapshot paths of the events in `[start_ms, end_ms]` (one day of the thumbnail tree).
-pub fn thumbnails_between(
+/// The files an event can have: its snapshot and its clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    Thumbnail,
+    Clip,
+}
+
+impl Media {
+    fn column(self) -> &'static str {
+        match self {
+            Media::Thumbnail => "thumbnail_path",
+            Media::Clip => "clip_path",
+        }
+    }
+}
+
+/// File paths of this kind of the events in `[start_ms, end_ms]` (one day of the tree).
+pub fn media_between(
     conn: &Connection,
+    m: Media,
     start_ms: i64,
     end_ms: i64,
 ) -> StoreResult<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT thumbnail_path FROM events WHERE ts BETWEEN ?1 AND ?2 \
-         AND thumbnail_path IS NOT NULL",
-    )?;
+    let col = m.column();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {col} FROM events WHERE ts BETWEEN ?1 AND ?2 AND {col} IS NOT NULL"
+    ))?;
     let rows = stmt.query_map([start_ms, end_ms], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The snapshot path recorded for event `id`: `None` when there is no such event.
-pub fn thumbnail_of(conn: &Connection, id: &str) -> StoreResult<Option<Option<String>>> {
+/// The path of this kind recorded for event `id`: `None` when there is no such event.
+pub fn media_of(conn: &Connection, m: Media, id: &str) -> StoreResult<Option<Option<String>>> {
+    let col = m.column();
     Ok(conn
-        .prepare_cached("SELECT thumbnail_path FROM events WHERE id = ?1")?
+        .prepare_cached(&format!("SELECT {col} FROM events WHERE id = ?1"))?
         .query_row([id], |r| r.get(0))
         .optional()?)
 }
 
-/// Calls `f(id, thumbnail_path)` for every event with a snapshot, oldest first (rows of one
+/// Calls `f(id, path)` for every event with a file of this kind, oldest first (rows of one
 /// day arrive together, so the caller needs one directory listing at a time).
-pub fn for_each_thumbnail(conn: &Connection, mut f: impl FnMut(&str, &str)) -> StoreResult<()> {
-    let mut stmt = conn.prepare(
-        "SELECT id, thumbnail_path FROM events WHERE thumbnail_path IS NOT NULL ORDER BY ts",
-    )?;
+pub fn for_each_media(
+    conn: &Connection,
+    m: Media,
+    mut f: impl FnMut(&str, &str),
+) -> StoreResult<()> {
+    let col = m.column();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, {col} FROM events WHERE {col} IS NOT NULL ORDER BY ts"
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
@@ -292,7 +329,7 @@ mod tests {
         // Everything older than the oldest survivor is gone, nothing newer.
         for (i, e) in rows.iter().enumerate() {
             let found = store
-                .read_blocking(|c| Ok(thumbnail_of(c, &e.id)?.is_some()))
+                .read_blocking(|c| Ok(media_of(c, Media::Thumbnail, &e.id)?.is_some()))
                 .unwrap();
             assert_eq!(found, i >= 500, "{}", e.id);
         }
