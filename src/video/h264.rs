@@ -85,6 +85,13 @@ pub struct SpsInfo {
     pub height: u32,
     /// From the VUI timing information, when present.
     pub fps: Option<f32>,
+    /// Slice-header layout, for picture order counts ([`PocCounter`]).
+    pub separate_colour_plane: bool,
+    pub frame_num_bits: u32,
+    pub poc_type: u32,
+    /// log2_max_pic_order_cnt_lsb (POC type 0).
+    pub poc_lsb_bits: u32,
+    pub frame_mbs_only: bool,
 }
 
 struct Bits<'a> {
@@ -166,13 +173,14 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     r.bits(16)?; // constraint flags, level
     r.ue()?; // seq_parameter_set_id
     let mut chroma_format_idc = 1;
+    let mut separate_colour_plane = false;
     if matches!(
         profile,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
     ) {
         chroma_format_idc = r.ue()?;
         if chroma_format_idc == 3 {
-            r.bit()?; // separate_colour_plane_flag
+            separate_colour_plane = r.bit()? == 1;
         }
         r.ue()?; // bit_depth_luma_minus8
         r.ue()?; // bit_depth_chroma_minus8
@@ -186,11 +194,11 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
             }
         }
     }
-    r.ue()?; // log2_max_frame_num_minus4
-    match r.ue()? {
-        0 => {
-            r.ue()?;
-        }
+    let frame_num_bits = r.ue()?.min(12) + 4;
+    let poc_type = r.ue()?;
+    let mut poc_lsb_bits = 0;
+    match poc_type {
+        0 => poc_lsb_bits = r.ue()?.min(12) + 4,
         1 => {
             r.bit()?;
             r.se()?;
@@ -257,7 +265,69 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
         })();
         fps = vui.filter(|f| (0.5..=240.0).contains(f));
     }
-    Some(SpsInfo { width, height, fps })
+    Some(SpsInfo {
+        width,
+        height,
+        fps,
+        separate_colour_plane,
+        frame_num_bits,
+        poc_type,
+        poc_lsb_bits,
+        frame_mbs_only: frame_mbs_only == 1,
+    })
+}
+
+/// Picture order counts (ITU-T H.264 8.2.1.1) of a stream's pictures in decoding order: the
+/// presentation order when the stream has B-frames. POC type 0 only (types 1 and 2 give None;
+/// type 2 is never reordered); memory_management_control_operation 5 is not seen.
+#[derive(Debug, Default)]
+pub struct PocCounter {
+    prev_msb: i64,
+    prev_lsb: i64,
+}
+
+impl PocCounter {
+    /// The picture order count of a picture from its first slice NAL unit (with its header byte;
+    /// the first 64 bytes are enough). Restarts at 0 on IDR pictures.
+    pub fn next(&mut self, sps: &SpsInfo, slice: &[u8]) -> Option<i64> {
+        let t = nal_type(slice);
+        if sps.poc_type != 0 || !is_vcl(t) {
+            return None;
+        }
+        let data = unescape(slice.get(1..slice.len().min(64))?);
+        let mut r = Bits {
+            data: &data,
+            pos: 0,
+        };
+        r.ue()?; // first_mb_in_slice
+        r.ue()?; // slice_type
+        r.ue()?; // pic_parameter_set_id
+        if sps.separate_colour_plane {
+            r.bits(2)?;
+        }
+        r.bits(sps.frame_num_bits)?;
+        if !sps.frame_mbs_only && r.bit()? == 1 {
+            r.bit()?; // bottom_field_flag
+        }
+        if t == nal::IDR {
+            r.ue()?; // idr_pic_id
+            (self.prev_msb, self.prev_lsb) = (0, 0);
+        }
+        let lsb = r.bits(sps.poc_lsb_bits)? as i64;
+        let max = 1i64 << sps.poc_lsb_bits;
+        let msb = if lsb < self.prev_lsb && self.prev_lsb - lsb >= max / 2 {
+            self.prev_msb + max
+        } else if lsb > self.prev_lsb && lsb - self.prev_lsb > max / 2 {
+            self.prev_msb - max
+        } else {
+            self.prev_msb
+        };
+        if slice[0] & 0x60 != 0 {
+            // A reference picture: the next picture's POC is relative to this one.
+            (self.prev_msb, self.prev_lsb) = (msb, lsb);
+        }
+        Some(msb + lsb)
+    }
 }
 
 /// The SPS information of the first SPS in an Annex B buffer.
@@ -315,6 +385,37 @@ mod tests {
             (r.ue(), r.ue(), r.ue(), r.ue()),
             (Some(0), Some(1), Some(2), Some(3))
         );
+    }
+
+    #[test]
+    fn picture_order_counts_of_a_b_frame_stream() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/person-walk.h264");
+        let aus = access_units(&std::fs::read(path).unwrap());
+        let sps = find_sps(&aus[0]).unwrap();
+        assert_eq!((sps.poc_type, sps.frame_mbs_only), (0, true));
+        let mut c = PocCounter::default();
+        let mut gops: Vec<Vec<i64>> = Vec::new();
+        for au in &aus {
+            let slice = nal_units(au)
+                .into_iter()
+                .find(|n| is_vcl(nal_type(n)))
+                .unwrap();
+            if is_idr(au) {
+                gops.push(Vec::new());
+            }
+            gops.last_mut().unwrap().push(c.next(&sps, slice).unwrap());
+        }
+        // x264 counts 2 per frame from each IDR; B-frames make the decoding order differ.
+        assert!(gops.len() >= 2);
+        for g in &gops {
+            let mut sorted = g.clone();
+            sorted.sort();
+            assert_eq!(
+                sorted,
+                (0..g.len() as i64).map(|i| 2 * i).collect::<Vec<_>>()
+            );
+            assert_ne!(&sorted, g);
+        }
     }
 
     #[test]
