@@ -11,6 +11,7 @@
 
 use crate::bus::{Bus, Message};
 use crate::capture::{CaptureError, Opener, Packet, Source, SourceSpec};
+use crate::clips::{ClipSettings, Recorder};
 use crate::clock::Clock;
 use crate::describe::Describer;
 use crate::detect::pool::{Job, Outcome as DetectOutcome};
@@ -26,6 +27,8 @@ use crate::store::events::EventRow;
 use crate::video::decode::{H264Decoder, Picture};
 use crate::video::jpeg::{encode_picture, Frame420, SNAPSHOT_MAX_WIDTH};
 use crate::video::latest::LatestFrame;
+use crate::video::live::LiveFeed;
+use crate::video::Au;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,6 +70,10 @@ pub struct Env {
     pub detector: Arc<DetectorService>,
     pub describer: Arc<Describer>,
     pub opener: Arc<dyn Opener>,
+    /// Clips and live viewing (`[video]`).
+    pub video: crate::config::VideoSection,
+    /// Recording stops below the free-disk floor.
+    pub retention: Arc<crate::retention::Retention>,
 }
 
 /// The handles and live status the camera tasks share.
@@ -75,6 +82,8 @@ struct Shared {
     status: Mutex<HashMap<String, LiveStatus>>,
     /// Each running camera's latest decoded picture.
     latest: Mutex<HashMap<String, Arc<LatestFrame>>>,
+    /// Each streaming H.264 camera's live fan-out (replaced when its stream restarts).
+    live: Mutex<HashMap<String, Arc<LiveFeed>>>,
 }
 
 pub struct CameraManager {
@@ -112,6 +121,7 @@ impl CameraManager {
                 env,
                 status: Default::default(),
                 latest: Default::default(),
+                live: Default::default(),
             }),
             running: Default::default(),
         }
@@ -125,6 +135,23 @@ impl CameraManager {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
+    }
+
+    /// The live fan-out of a camera whose H.264 stream is running (none for a stopped,
+    /// connecting, V4L2 or Protect camera).
+    pub fn live(&self, id: &str) -> Option<Arc<LiveFeed>> {
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .filter(|f| f.is_open())
+            .cloned()
+    }
+
+    /// Live viewers per camera (`[video] max_live_viewers`).
+    pub fn max_live_viewers(&self) -> usize {
+        self.shared.env.video.max_live_viewers
     }
 
     pub fn opener(&self) -> &Arc<dyn Opener> {
@@ -459,6 +486,62 @@ async fn run_camera(state: Arc<Shared>, row: CameraRow, mut stop: watch::Receive
     report_in_view(&state, &row, &mut objects);
 }
 
+/// Presentation times for a stream whose packets carry none: the arrival time, smoothed. A
+/// steady stream gets steady frame durations (network and scheduling jitter would otherwise
+/// make some nearly zero, which players dislike), while the times follow the arrival clock
+/// (a gap in the stream stays a gap). 90 kHz ticks, strictly increasing.
+struct StreamClock {
+    last: Option<u64>,
+    /// The frame interval, averaged over the arrivals.
+    interval: f64,
+}
+
+impl StreamClock {
+    fn new(nominal_fps: Option<f32>) -> Self {
+        let fps = nominal_fps
+            .filter(|f| (1.0..=120.0).contains(f))
+            .unwrap_or(15.0);
+        StreamClock {
+            last: None,
+            interval: 90_000.0 / f64::from(fps),
+        }
+    }
+
+    /// A time the source knows exactly (kept strictly increasing).
+    fn exact(&mut self, t: u64) -> u64 {
+        let t = self.last.map_or(t, |l| t.max(l + 1));
+        self.last = Some(t);
+        t
+    }
+
+    fn stamp(&mut self, arrival: u64) -> u64 {
+        let Some(last) = self.last else {
+            self.last = Some(arrival);
+            return arrival;
+        };
+        let seen = arrival.saturating_sub(last) as f64;
+        let predicted = last as f64 + self.interval;
+        let err = arrival as f64 - predicted;
+        let pts = if err.abs() > 4.0 * self.interval {
+            // A gap or a burst far off the rhythm: follow the arrival clock.
+            arrival.max(last + 1)
+        } else {
+            self.interval += (seen.clamp(0.0, 4.0 * self.interval) - self.interval) / 32.0;
+            // A slow correction: durations stay within a few per cent of the interval.
+            let p = (predicted + err / 64.0) as u64;
+            p.max(last + (self.interval / 2.0) as u64).max(last + 1)
+        };
+        self.last = Some(pts);
+        pts
+    }
+}
+
+/// What the camera's task hands its analysis thread.
+enum Work {
+    Au(Arc<Au>),
+    Picture(Frame420),
+}
+
 /// What the analysis thread reports.
 enum Report {
     /// Motion started (`true`) or has been quiet for [`MOTION_OFF_AFTER`].
@@ -520,6 +603,8 @@ struct Objects {
     motion_on: bool,
     /// Objects in view last reported (`Message::InView`).
     in_view: Vec<(&'static str, u32)>,
+    /// The stream's clip recorder (off between streams).
+    recorder: Recorder,
 }
 
 impl Default for Objects {
@@ -532,6 +617,7 @@ impl Default for Objects {
             improved: Default::default(),
             motion_on: false,
             in_view: Vec::new(),
+            recorder: Recorder::off(),
         }
     }
 }
@@ -565,7 +651,35 @@ async fn stream(
 ) -> Outcome {
     let mgr = state;
     let codec = source.codec();
-    let (pkt_tx, pkt_rx) = std::sync::mpsc::sync_channel::<Packet>(QUEUE);
+    let (pkt_tx, pkt_rx) = std::sync::mpsc::sync_channel::<Work>(QUEUE);
+    // H.264 streams get a live fan-out and (with `record_clips`) a clip recorder.
+    let h264 = codec == "h264";
+    let live = h264.then(|| {
+        let feed = LiveFeed::new(state.env.video.max_live_viewers);
+        mgr.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(row.id.clone(), feed.clone());
+        feed
+    });
+    objects.recorder = if h264 && row.record_clips {
+        let sink = crate::clips::Sink {
+            events: state.env.events.clone(),
+            retention: state.env.retention.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        match Recorder::start(&row.id, ClipSettings::from(&state.env.video), sink) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(camera.id = %row.id, error = %e, "cannot start the clip recorder");
+                Recorder::off()
+            }
+        }
+    } else {
+        Recorder::off()
+    };
+    let epoch = Instant::now();
+    let mut clock = StreamClock::new(source.nominal_fps());
     let (rep_tx, mut rep_rx) = mpsc::channel::<Report>(8);
     let cfg = Analysis {
         frame_rate: row.frame_rate.max(1),
@@ -604,16 +718,33 @@ async fn stream(
         tokio::select! {
             pkt = source.next() => match pkt {
                 Ok(p) => {
+                    let work = match p {
+                        Packet::H264(data) => {
+                            let t = (epoch.elapsed().as_micros() as u64) * 9 / 100;
+                            let pts = match source.decode_time() {
+                                Some(exact) => clock.exact(exact),
+                                None => clock.stamp(t),
+                            };
+                            let key = crate::video::h264::is_idr(&data);
+                            let au = Arc::new(Au { data: Arc::from(data), pts, key });
+                            if let Some(feed) = &live {
+                                feed.push(&au);
+                            }
+                            objects.recorder.push(au.clone());
+                            Work::Au(au)
+                        }
+                        Packet::Picture(f) => Work::Picture(f),
+                    };
                     if dropping {
                         // After an overflow, H.264 can only resume at a key frame.
-                        if let Packet::H264(au) = &p {
-                            if !crate::video::h264::is_idr(au) {
+                        if let Work::Au(au) = &work {
+                            if !au.key {
                                 continue;
                             }
                         }
                         dropping = false;
                     }
-                    match pkt_tx.try_send(p) {
+                    match pkt_tx.try_send(work) {
                         Ok(()) => {}
                         Err(std::sync::mpsc::TrySendError::Full(_)) => dropping = true,
                         Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
@@ -651,6 +782,8 @@ async fn stream(
             },
             _ = check.tick() => {
                 report_in_view(state, row, objects);
+                let rec = objects.recorder.state().as_str();
+                mgr.set_status(row, |s| s.recording = Some(rec));
                 if last_picture.elapsed() > WATCHDOG {
                     break Outcome::Failed(CaptureError::Timeout(format!("no decodable video for {} s", WATCHDOG.as_secs())));
                 }
@@ -660,6 +793,17 @@ async fn stream(
     };
     drop(pkt_tx);
     drop(source);
+    if let Some(feed) = live {
+        feed.close();
+        let mut map = mgr.live.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&row.id).is_some_and(|f| Arc::ptr_eq(f, &feed)) {
+            map.remove(&row.id);
+        }
+    }
+    // The clips being written end with the stream (finished and attached).
+    std::mem::replace(&mut objects.recorder, Recorder::off())
+        .stop()
+        .await;
     // The thread ends when its queue closes; it holds no lock the runtime needs.
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     outcome
@@ -722,7 +866,7 @@ fn local_now() -> (u8, u16) {
 
 /// The analysis thread: decode, cap the analysis rate, detect motion, hand motion frames to the
 /// detector pool (or, with the detector off, make motion snapshots).
-fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg: Analysis) {
+fn analyse(rx: std::sync::mpsc::Receiver<Work>, tx: mpsc::Sender<Report>, cfg: Analysis) {
     let mut decoder = match H264Decoder::new() {
         Ok(d) => Some(d),
         Err(e) => {
@@ -833,12 +977,12 @@ fn analyse(rx: std::sync::mpsc::Receiver<Packet>, tx: mpsc::Sender<Report>, cfg:
     };
     while let Ok(pkt) = rx.recv() {
         match pkt {
-            Packet::H264(au) => {
+            Work::Au(au) => {
                 if let Some(d) = decoder.as_mut() {
-                    d.decode(&au, &mut on_picture);
+                    d.decode(&au.data, &mut on_picture);
                 }
             }
-            Packet::Picture(f) => on_picture(&f.picture()),
+            Work::Picture(f) => on_picture(&f.picture()),
         }
     }
 }
@@ -1027,6 +1171,7 @@ async fn on_detections(
                         t.announced = Some((e.row.id.clone(), *s));
                     }
                 }
+                objects.recorder.event(&e.row.id);
                 report_in_view(state, row, objects);
             }
             Err(e) => {
@@ -1055,6 +1200,17 @@ async fn on_detections(
     // has lasted long enough.
     let mut done: Vec<(String, f32, f32, Option<Best>)> = Vec::new();
     for t in &up.ended {
+        if let Some((eid, _)) = &t.announced {
+            // The event's clip ends once none of its objects is tracked any more.
+            let still = objects
+                .tracker
+                .tracks()
+                .iter()
+                .any(|o| o.announced.as_ref().is_some_and(|(e, _)| e == eid));
+            if !still {
+                objects.recorder.ended(eid);
+            }
+        }
         if let Some((eid, s)) = &t.announced {
             if !objects.improved.remove(&t.id) {
                 done.push((eid.clone(), *s, t.best_score, t.best.clone()));
@@ -1135,5 +1291,40 @@ async fn encode(frame: Arc<Frame420>) -> Option<Vec<u8>> {
             None
         }
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod stream_clock_tests {
+    use super::StreamClock;
+
+    #[test]
+    fn jittery_arrivals_get_steady_durations_and_gaps_stay_gaps() {
+        let mut c = StreamClock::new(Some(15.0));
+        let mut last = None;
+        let mut durations = Vec::new();
+        // 15 fps with ±25 ms of jitter, and now and then two packets at once.
+        for i in 0..300u64 {
+            let jitter = [0i64, 2250, -2250, 1000, -1500, 0, 2000][(i % 7) as usize];
+            let mut t = (i * 6000) as i64 + jitter;
+            if i % 50 == 25 {
+                t = (i as i64 - 1) * 6000 + 100; // arrived with the previous one
+            }
+            let pts = c.stamp(t.max(0) as u64);
+            if let Some(l) = last {
+                assert!(pts > l);
+                durations.push(pts - l);
+            }
+            last = Some(pts);
+        }
+        let steady = &durations[20..];
+        assert!(
+            steady.iter().all(|d| (3000..=9000).contains(d)),
+            "{steady:?}"
+        );
+        // A 5 s gap is kept.
+        let before = last.unwrap();
+        let pts = c.stamp(300 * 6000 + 450_000);
+        assert!(pts - before > 400_000);
     }
 }

@@ -29,6 +29,36 @@ pub struct FileConfig {
     pub detector: DetectorSection,
     #[serde(default)]
     pub protect: ProtectSection,
+    #[serde(default)]
+    pub video: VideoSection,
+}
+
+/// `[video]`: event clips and live viewing (README "Clips and live video").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoSection {
+    /// Seconds of video kept before an event (the clip starts at the key frame before).
+    pub pre_capture_seconds: u32,
+    /// Seconds recorded after the event's objects were last seen.
+    pub post_capture_seconds: u32,
+    /// A clip ends after this many seconds whatever happens.
+    pub max_clip_seconds: u32,
+    /// Bytes of compressed video one camera's pre-capture ring may hold.
+    pub pre_capture_max_bytes: usize,
+    /// Live viewers (WebSocket and MJPEG together) per camera.
+    pub max_live_viewers: usize,
+}
+
+impl Default for VideoSection {
+    fn default() -> Self {
+        VideoSection {
+            pre_capture_seconds: 5,
+            post_capture_seconds: 5,
+            max_clip_seconds: 120,
+            pre_capture_max_bytes: 8 << 20,
+            max_live_viewers: 4,
+        }
+    }
 }
 
 /// `[protect]`: how the appliance follows UniFi Protect consoles.
@@ -40,6 +70,10 @@ pub struct ProtectSection {
     pub idle_timeout_secs: u64,
     /// Seconds a camera's bootstrap (its camera list) is reused before it is read again.
     pub camera_cache_secs: u64,
+    /// When event clips are fetched from the console. Not a key of the file: it follows how
+    /// consoles behave (tests shorten it).
+    #[serde(skip)]
+    pub clip_timing: ProtectClipTiming,
 }
 
 impl Default for ProtectSection {
@@ -47,6 +81,32 @@ impl Default for ProtectSection {
         ProtectSection {
             idle_timeout_secs: 120,
             camera_cache_secs: 60,
+            clip_timing: ProtectClipTiming::default(),
+        }
+    }
+}
+
+/// When a Protect event's clip (the console's export of the event window) is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtectClipTiming {
+    /// The wait after the event's end before the first try: a console needs a moment before
+    /// the export exists.
+    pub after_end: std::time::Duration,
+    /// The wait before the first retry; each later retry waits twice as long as the one before.
+    pub retry: std::time::Duration,
+    /// Tries in all.
+    pub attempts: u32,
+    /// An event the console never ends is closed this long after it started.
+    pub max_open: std::time::Duration,
+}
+
+impl Default for ProtectClipTiming {
+    fn default() -> Self {
+        ProtectClipTiming {
+            after_end: std::time::Duration::from_secs(3),
+            retry: std::time::Duration::from_secs(3),
+            attempts: 5,
+            max_open: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -234,6 +294,7 @@ pub struct Config {
     pub auth: AuthSection,
     pub detector: DetectorSection,
     pub protect: ProtectSection,
+    pub video: VideoSection,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -367,6 +428,32 @@ impl Config {
                 "protect.idle_timeout_secs: between 1 and 3600".into(),
             ));
         }
+        let v = &file.video;
+        if v.pre_capture_seconds > 30 {
+            return Err(ConfigError::Invalid(
+                "video.pre_capture_seconds: between 0 and 30".into(),
+            ));
+        }
+        if v.post_capture_seconds > 60 {
+            return Err(ConfigError::Invalid(
+                "video.post_capture_seconds: between 0 and 60".into(),
+            ));
+        }
+        if !(5..=600).contains(&v.max_clip_seconds) {
+            return Err(ConfigError::Invalid(
+                "video.max_clip_seconds: between 5 and 600".into(),
+            ));
+        }
+        if !((1 << 20)..=(64 << 20)).contains(&v.pre_capture_max_bytes) {
+            return Err(ConfigError::Invalid(
+                "video.pre_capture_max_bytes: between 1 MiB and 64 MiB".into(),
+            ));
+        }
+        if v.max_live_viewers > 64 {
+            return Err(ConfigError::Invalid(
+                "video.max_live_viewers: between 0 and 64".into(),
+            ));
+        }
         if file.protect.camera_cache_secs > 3600 {
             return Err(ConfigError::Invalid(
                 "protect.camera_cache_secs: between 0 and 3600".into(),
@@ -381,6 +468,7 @@ impl Config {
             auth: file.auth,
             detector,
             protect: file.protect,
+            video: file.video,
         })
     }
 

@@ -43,6 +43,7 @@ pub mod bus;
 pub mod cameras;
 pub mod capture;
 pub mod cli;
+pub mod clips;
 pub mod clock;
 pub mod config;
 pub mod controllers;

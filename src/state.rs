@@ -163,6 +163,9 @@ impl AppState {
             deps.fs_probe.clone(),
             cfg.data_dir.clone(),
         ));
+        // Clips a crash cut short become clips (up to their last complete fragment) first,
+        // so the consistency pass sees them in place.
+        crate::clips::recover_at_start(&store, &cfg.data_dir)?;
         retention.set_consistency(crate::retention::sweep_at_start(
             &store,
             &cfg.data_dir,
@@ -201,6 +204,8 @@ impl AppState {
             detector: detector.clone(),
             describer: describer.clone(),
             opener: deps.opener,
+            video: cfg.video.clone(),
+            retention: retention.clone(),
         }));
         let controllers = Arc::new(crate::controllers::ControllerManager::new(
             crate::controllers::Env {
@@ -211,6 +216,7 @@ impl AppState {
                 events: events.clone(),
                 describer: describer.clone(),
                 protect: cfg.protect.clone(),
+                video: cfg.video.clone(),
             },
         ));
         let links = crate::alerts::links::MediaLinks::new(

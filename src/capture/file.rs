@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct FileSource {
     aus: Vec<Vec<u8>>,
     next: usize,
+    /// Access units handed out.
+    sent: u64,
     fps: Option<f32>,
     ticker: tokio::time::Interval,
 }
@@ -38,6 +40,7 @@ impl FileSource {
         Ok(FileSource {
             aus,
             next: 0,
+            sent: 0,
             fps,
             ticker,
         })
@@ -58,7 +61,13 @@ impl Source for FileSource {
             self.ticker.tick().await;
             let au = self.aus[self.next].clone();
             self.next = (self.next + 1) % self.aus.len();
+            self.sent += 1;
             Ok(Packet::H264(au))
         })
+    }
+
+    fn decode_time(&self) -> Option<u64> {
+        let fps = f64::from(self.fps.unwrap_or(DEFAULT_FPS));
+        Some((self.sent.saturating_sub(1) as f64 * 90_000.0 / fps).round() as u64)
     }
 }

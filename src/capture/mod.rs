@@ -51,6 +51,11 @@ pub trait Source: Send {
     fn nominal_fps(&self) -> Option<f32>;
     /// The next packet. Cancel-safe: dropping the future loses at most that packet.
     fn next(&mut self) -> BoxFuture<'_, Result<Packet, CaptureError>>;
+    /// The decoding time of the packet `next` returned last, in 90 kHz ticks, when the source
+    /// knows it exactly (a file's frame count); otherwise the arrival time is used.
+    fn decode_time(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Everything needed to open a camera's stream (credentials in clear, never logged).
