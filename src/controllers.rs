@@ -16,10 +16,14 @@
 //! ring right after a person still goes out). A ring is announced on `/ws` (`doorbell.ring`)
 //! before the snapshot is fetched. The event carries the console's snapshot, shrunk to the
 //! appliance's thumbnail size, and is then described by the cloud AI like any other event.
+//! When the Protect event ends, the console's export of its window becomes the event's clip
+//! (cameras with `record_clips`; see `controllers/clips.rs`).
 //!
 //! Invariants: the password and session cookie never leave `ProtectClient` (not in logs, not in
 //! the API); at most one task per controller; stopping a controller ends its task before the
 //! call returns.
+
+mod clips;
 
 use crate::bus::{Bus, Message, Ring};
 use crate::clock::Clock;
@@ -90,6 +94,8 @@ pub struct Env {
     pub events: Events,
     pub describer: Arc<Describer>,
     pub protect: crate::config::ProtectSection,
+    /// `max_clip_seconds` bounds a Protect event's export.
+    pub video: crate::config::VideoSection,
 }
 
 /// Held in an `Arc` (its tasks keep a clone).
@@ -341,6 +347,7 @@ struct Shared {
     client: Arc<ProtectClient>,
     snapshots: Semaphore,
     dedupe: Mutex<Dedupe>,
+    clips: Arc<clips::Clips>,
 }
 
 #[derive(Default)]
@@ -366,7 +373,15 @@ async fn follow(
         client: client.clone(),
         snapshots: Semaphore::new(SNAPSHOTS_AT_ONCE),
         dedupe: Mutex::new(Dedupe::default()),
+        clips: clips::Clips::new(
+            client.clone(),
+            state.env.events.clone(),
+            state.env.protect.clip_timing,
+            state.env.video.max_clip_seconds,
+        ),
     });
+    // However this task ends, the clips it was waiting for are given up.
+    let _clips = clips::AbortOnDrop(shared.clips.clone());
     // Kept across reconnects: a resumed socket may replay what was already seen.
     let mut mapper = EventMapper::new();
     let mut resume: Option<String> = None;
@@ -421,9 +436,13 @@ async fn follow(
                                 .unwrap_or("the update socket closed")
                                 .to_string(),
                             Ok(Some(msg)) => {
-                                if let Some(d) = mapper.map(&msg) {
+                                let mapped = mapper.map_all(&msg);
+                                if let Some(d) = mapped.detection {
                                     let shared = shared.clone();
                                     tokio::spawn(async move { on_detection(shared, d).await });
+                                }
+                                if let Some(end) = mapped.end {
+                                    shared.clips.ended(&end);
                                 }
                             }
                         },
@@ -618,6 +637,15 @@ async fn on_detection(shared: Arc<Shared>, d: ProtectDetection) {
     match state.events.record(ev, thumb).await {
         Ok(e) => {
             tracing::info!(camera.id = %cam.id, event.id = %e.row.id, protect.event = %d.event_id, detection = %admitted.main, "Protect event");
+            if cam.record_clips {
+                shared.clips.stored(clips::Stored {
+                    protect_event_id: d.event_id.clone(),
+                    protect_camera_id: d.camera_id.clone(),
+                    event_id: e.row.id.clone(),
+                    camera_id: cam.id.clone(),
+                    start_ms: d.start_ms.unwrap_or(ts),
+                });
+            }
             if let (true, Some(jpeg)) = (describe, full) {
                 let seen = admitted
                     .kinds

@@ -8,6 +8,9 @@
 //!   request once. Concurrent callers share one re-login.
 //! - Each request opens its own connection (a console sees a handful of requests a minute), so
 //!   a console that rebooted never leaves a dead pooled connection behind.
+//! - A **video export** (`GET /proxy/protect/api/video/export?camera=&channel=0&start=&end=`,
+//!   times in unix ms, as uiprotect's `get_camera_video` asks for it) is streamed to a file and
+//!   checked by [`super::export`]; a 401 there re-logs in the same way.
 //! - The **update socket** is a WebSocket upgrade of the same kind of request, decoded by
 //!   [`super::packet`] into an [`UpdateStream`]. Reconnecting (and how often) is the caller's
 //!   job: the stream ends when the socket does, and [`UpdateStream::last_update_id`] says where
@@ -17,6 +20,7 @@
 //! output.
 
 use super::bootstrap::Bootstrap;
+use super::export::{self, ExportError, ExportedVideo};
 use super::net::{self, Endpoint};
 use super::packet::{self, UpdateMessage};
 use base64::Engine;
@@ -28,6 +32,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::fmt;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,6 +46,7 @@ const USER_AGENT: &str = concat!("argus-edge/", env!("CARGO_PKG_VERSION"));
 const LOGIN_PATH: &str = "/api/auth/login";
 const BOOTSTRAP_PATH: &str = "/proxy/protect/api/bootstrap";
 const UPDATES_PATH: &str = "/proxy/protect/ws/updates";
+const EXPORT_PATH: &str = "/proxy/protect/api/video/export";
 /// Session cookies, newest first.
 const SESSION_COOKIES: [&str; 2] = ["UOS_TOKEN", "TOKEN"];
 /// Headers that carry a (new) CSRF token.
@@ -49,6 +55,14 @@ const CSRF_HEADERS: [&str; 2] = ["x-updated-csrf-token", "x-csrf-token"];
 const MAX_BOOTSTRAP: usize = 32 * 1024 * 1024;
 const MAX_SNAPSHOT: usize = 16 * 1024 * 1024;
 const MAX_SMALL_BODY: usize = 1024 * 1024;
+/// The largest video export accepted (a 2-minute 4K clip is about 100 MiB).
+pub const MAX_EXPORT: u64 = 200 * 1024 * 1024;
+/// The whole export, answer and body, within this; the answer's head within [`EXPORT_HEAD`]
+/// (a console may assemble the file before it answers); and no pause longer than
+/// [`EXPORT_STALL`] between two pieces of the body.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(180);
+const EXPORT_HEAD: Duration = Duration::from_secs(60);
+const EXPORT_STALL: Duration = Duration::from_secs(30);
 /// The largest update message accepted on the socket (the decoder caps inflation separately).
 const MAX_WS_MESSAGE: usize = 8 * 1024 * 1024;
 
@@ -311,6 +325,86 @@ impl ProtectClient {
             )));
         }
         Ok(answer.body)
+    }
+
+    /// Exports a camera's recording of `[start_ms, end_ms]` (unix ms) as MP4 into `dest`,
+    /// streamed chunk by chunk (at most [`MAX_EXPORT`] bytes, within 3 minutes), and checks it
+    /// (`ftyp` first, a `moov` with its duration). A 401 logs in again and repeats the request
+    /// once. On error `dest` is removed. The console's window is approximate (it cuts at key
+    /// frames, a few seconds either way).
+    pub async fn export_video(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        dest: &Path,
+    ) -> Result<ExportedVideo, ExportError> {
+        check_id(camera_id).map_err(ExportError::Refused)?;
+        if start_ms < 0 || end_ms <= start_ms {
+            return Err(ExportError::Refused(ProtectError::InvalidInput(format!(
+                "the export window {start_ms}..{end_ms} is empty"
+            ))));
+        }
+        let path =
+            format!("{EXPORT_PATH}?camera={camera_id}&channel=0&start={start_ms}&end={end_ms}");
+        let done = tokio::time::timeout(EXPORT_TIMEOUT, self.export_to(&path, dest))
+            .await
+            .unwrap_or(Err(ExportError::Transient(ProtectError::Timeout)));
+        if done.is_err() {
+            let _ = tokio::fs::remove_file(dest).await;
+        }
+        done
+    }
+
+    async fn export_to(&self, path: &str, dest: &Path) -> Result<ExportedVideo, ExportError> {
+        let mut session = self.session().await.map_err(ExportError::from_call)?;
+        for attempt in 0..2 {
+            let req = self
+                .request(Method::GET, path, Some(&session), None)
+                .map_err(ExportError::Refused)?;
+            let (resp, _conn) = tokio::time::timeout(EXPORT_HEAD, self.exchange(req))
+                .await
+                .map_err(|_| ExportError::Transient(ProtectError::Timeout))?
+                .map_err(ExportError::from_call)?;
+            session.absorb(resp.headers());
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                session = self
+                    .relogin(&session)
+                    .await
+                    .map_err(ExportError::from_call)?;
+                continue;
+            }
+            if !status.is_success() {
+                let e = status_error("the video export", status);
+                let again = status == StatusCode::NOT_FOUND
+                    || status == StatusCode::REQUEST_TIMEOUT
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || status.is_server_error();
+                return Err(if again {
+                    ExportError::Transient(e)
+                } else {
+                    ExportError::Refused(e)
+                });
+            }
+            let declared = resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > MAX_EXPORT) {
+                return Err(ExportError::Refused(ProtectError::Protocol(format!(
+                    "the export is larger than {} MiB",
+                    MAX_EXPORT >> 20
+                ))));
+            }
+            // `_conn` keeps the connection task alive while the body is read.
+            return export::save(resp.into_body(), dest, MAX_EXPORT, EXPORT_STALL).await;
+        }
+        Err(ExportError::Refused(status_error(
+            "the video export",
+            StatusCode::UNAUTHORIZED,
+        )))
     }
 
     /// Opens the update socket, resuming after `last_update_id` (from the bootstrap, or from
@@ -813,6 +907,7 @@ mod tests {
         send(client.login());
         send(client.bootstrap());
         send(client.snapshot("c1"));
+        send(client.export_video("c1", 1, 2, Path::new("/nonexistent")));
         send(client.updates(Some("u1")));
         send_unpin::<UpdateStream>();
         send_unpin::<ProtectClient>();

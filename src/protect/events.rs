@@ -11,6 +11,9 @@
 //!   gives nothing, and an `update` that adds *new* smart types (a person event that later also
 //!   sees a vehicle) gives one more detection with just the new types. An `update` of an event
 //!   it never saw is used only if it carries the whole object.
+//! - [`EventMapper::map_all`] also reports an event's **end**, once: the first message of a
+//!   known event whose `end` is a time (a ring's `add` often carries it already; a smart
+//!   detection's comes in a later `update`). The clip of the event is fetched after it.
 //!
 //! Other models (`camera`, `nvr`, ...), other event types (`smartAudioDetect`, `access`, ...)
 //! and other smart types (`licensePlate`, `face`, `alrm*`, ...) are ignored.
@@ -44,6 +47,24 @@ pub struct ProtectDetection {
     pub start_ms: Option<i64>,
     /// Protect's confidence (`score`, 0-100) when the message has it.
     pub score: Option<u8>,
+}
+
+/// A Protect event has ended: its window is `[start_ms, end_ms]` (the console's clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectEventEnd {
+    pub event_id: String,
+    pub camera_id: String,
+    /// The event's `start` (unix ms), when the mapper saw it.
+    pub start_ms: Option<i64>,
+    /// The event's `end` (unix ms).
+    pub end_ms: i64,
+}
+
+/// What one message brings: a detection, the end of an event, both or neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapped {
+    pub detection: Option<ProtectDetection>,
+    pub end: Option<ProtectEventEnd>,
 }
 
 /// The event types this module reads.
@@ -80,13 +101,18 @@ fn score(data: &Map<String, Value>) -> Option<u8> {
     v.is_finite().then(|| v.clamp(0.0, 100.0).round() as u8)
 }
 
-fn start_ms(data: &Map<String, Value>) -> Option<i64> {
-    let v = data.get("start")?;
+/// A time field (unix ms, an integer or a float); `None` when absent, `null` or not a number.
+fn time_ms(data: &Map<String, Value>, key: &str) -> Option<i64> {
+    let v = data.get(key)?;
     v.as_i64().or_else(|| {
         v.as_f64()
             .filter(|f| f.is_finite() && f.abs() < 9.0e15)
             .map(|f| f as i64)
     })
+}
+
+fn start_ms(data: &Map<String, Value>) -> Option<i64> {
+    time_ms(data, "start")
 }
 
 /// The event object of a message, with its id: only `event` models with a JSON object.
@@ -164,6 +190,8 @@ struct Seen {
     start_ms: Option<i64>,
     /// Smart types already reported for this event.
     reported: HashSet<String>,
+    /// Its end was reported.
+    ended: bool,
 }
 
 /// [`detection_from`] plus a bounded memory of recent event ids (see the module docs).
@@ -208,44 +236,78 @@ impl EventMapper {
 
     /// The detection a message brings, if any.
     pub fn map(&mut self, msg: &UpdateMessage) -> Option<ProtectDetection> {
+        self.map_all(msg).detection
+    }
+
+    /// The detection and the event end a message brings.
+    pub fn map_all(&mut self, msg: &UpdateMessage) -> Mapped {
         if !matches!(msg.action.action.as_str(), "add" | "update") {
-            return None;
+            return Mapped::default();
         }
-        let (id, data) = event_object(msg)?;
+        let Some((id, data)) = event_object(msg) else {
+            return Mapped::default();
+        };
         if let Some(seen) = self.seen.get_mut(id) {
+            let end = ended(id, seen, data);
             // A known event: only new smart types are news.
-            if seen.kind != EventType::Smart {
-                return None;
-            }
-            let new: Vec<String> = smart_types(data)
-                .into_iter()
-                .filter(|t| !seen.reported.contains(t))
-                .collect();
+            let new: Vec<String> = match seen.kind {
+                EventType::Smart => smart_types(data)
+                    .into_iter()
+                    .filter(|t| !seen.reported.contains(t))
+                    .collect(),
+                _ => Vec::new(),
+            };
             if new.is_empty() {
-                return None;
+                return Mapped {
+                    detection: None,
+                    end,
+                };
             }
             seen.reported.extend(new.iter().cloned());
-            return Some(ProtectDetection {
+            let detection = Some(ProtectDetection {
                 event_id: id.to_string(),
                 camera_id: seen.camera.clone(),
                 kind: DetectionKind::Smart(new),
                 start_ms: seen.start_ms,
                 score: score(data),
             });
+            return Mapped { detection, end };
         }
-        let ev = whole_event(msg)?;
+        let Some(ev) = whole_event(msg) else {
+            return Mapped::default();
+        };
         let smart = smart_types(ev.data);
-        let found = detection(&ev, smart.clone());
-        let seen = Seen {
+        let detection = detection(&ev, smart.clone());
+        let mut seen = Seen {
             camera: ev.camera.to_string(),
             kind: ev.kind,
             start_ms: start_ms(ev.data),
             reported: smart.into_iter().collect(),
+            ended: false,
         };
         let id = ev.id.to_string();
+        let end = ended(&id, &mut seen, ev.data);
         self.remember(&id, seen);
-        found
+        Mapped { detection, end }
     }
+}
+
+/// The end of a known event, the first time a message gives it.
+fn ended(id: &str, seen: &mut Seen, data: &Map<String, Value>) -> Option<ProtectEventEnd> {
+    if seen.ended {
+        return None;
+    }
+    let end_ms = time_ms(data, "end")?;
+    seen.ended = true;
+    if seen.start_ms.is_none() {
+        seen.start_ms = start_ms(data);
+    }
+    Some(ProtectEventEnd {
+        event_id: id.to_string(),
+        camera_id: seen.camera.clone(),
+        start_ms: seen.start_ms,
+        end_ms,
+    })
 }
 
 #[cfg(test)]
@@ -402,6 +464,61 @@ mod tests {
             ("e1", "cam1", smart(&["vehicle"]), Some(1))
         );
         assert_eq!(mapper.map(&more), None);
+    }
+
+    #[test]
+    fn the_mapper_reports_each_end_once() {
+        let mut mapper = EventMapper::new();
+        let first = add(
+            "e1",
+            json!({"type": "smartDetectZone", "camera": "cam1", "smartDetectTypes": ["person"],
+                   "start": 1000, "end": null}),
+        );
+        let m = mapper.map_all(&first);
+        assert!(m.detection.is_some());
+        assert_eq!(m.end, None, "a null end is no end");
+        let score = msg("update", "event", "e1", json!({"score": 90}));
+        assert_eq!(mapper.map_all(&score), Mapped::default());
+        let end = msg("update", "event", "e1", json!({"end": 6000.0}));
+        assert_eq!(
+            mapper.map_all(&end),
+            Mapped {
+                detection: None,
+                end: Some(ProtectEventEnd {
+                    event_id: "e1".into(),
+                    camera_id: "cam1".into(),
+                    start_ms: Some(1000),
+                    end_ms: 6000,
+                }),
+            }
+        );
+        assert_eq!(mapper.map_all(&end), Mapped::default(), "reported once");
+        assert_eq!(mapper.map_all(&first), Mapped::default(), "a replay");
+        // New types and the end in one update: both.
+        let both = add(
+            "e2",
+            json!({"type": "smartDetectZone", "camera": "cam1", "smartDetectTypes": ["person"]}),
+        );
+        mapper.map_all(&both);
+        let m = mapper.map_all(&msg(
+            "update",
+            "event",
+            "e2",
+            json!({"smartDetectTypes": ["person", "vehicle"], "end": 9, "start": 4}),
+        ));
+        assert_eq!(m.detection.unwrap().kind, smart(&["vehicle"]));
+        assert_eq!(m.end.unwrap().start_ms, Some(4));
+        // A ring's add carries its end.
+        let ring = add(
+            "r1",
+            json!({"type": "ring", "camera": "door", "start": 5, "end": 5}),
+        );
+        let m = mapper.map_all(&ring);
+        assert_eq!(m.detection.unwrap().kind, DetectionKind::Ring);
+        assert_eq!(m.end.unwrap().end_ms, 5);
+        // The end of an event the mapper never saw says nothing (no camera).
+        let stray = msg("update", "event", "e9", json!({"end": 5}));
+        assert_eq!(mapper.map_all(&stray), Mapped::default());
     }
 
     #[test]
