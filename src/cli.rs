@@ -372,6 +372,7 @@ pub fn ensure_demo_camera(cfg: &Config, clip: &std::path::Path) -> anyhow::Resul
         protect_camera_id: None,
         smart_detection_types: vec![],
         is_doorbell: false,
+        record_clips: true,
         created_at: now,
         updated_at: now,
     };

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     RequestTimeout,
     PayloadTooLarge,
     UriTooLong,
+    /// A `Range` request that no part of the resource satisfies (or that is malformed).
+    RangeNotSatisfiable,
     UnsupportedMediaType,
     Invalid,
     TooManyRequests,
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,

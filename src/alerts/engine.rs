@@ -111,12 +111,14 @@ pub fn conditions(rule: &AlertRuleRow) -> Option<Conditions> {
 }
 
 /// The JSON a rule's webhook receives: `alert` when the rule fires, `alert.updated` when the
-/// description arrives afterwards.
+/// description arrives afterwards. The media links are signed; `clip_url` is null until the
+/// event's clip is complete (so always in an `alert` sent as the event happens).
 pub fn webhook_body(
     kind: &str,
     e: &EventInfo,
     rule: &AlertRuleRow,
     thumbnail_url: Option<&str>,
+    clip_url: Option<&str>,
 ) -> String {
     let r = &e.row;
     serde_json::json!({
@@ -131,6 +133,8 @@ pub fn webhook_body(
         "is_doorbell_ring": r.is_doorbell_ring,
         "source_type": r.source_type,
         "thumbnail_url": thumbnail_url,
+        "has_clip": r.clip_path.is_some(),
+        "clip_url": clip_url,
         "rule": {"id": rule.id, "name": rule.name},
     })
     .to_string()
@@ -202,6 +206,7 @@ async fn on_described(env: &Env, memory: &mut Memory, e: &Arc<EventInfo>) {
             e,
             rule,
             env.links.thumbnail_url(&e.row).as_deref(),
+            env.links.clip_url(&e.row).as_deref(),
         );
         let (rid, eid, now) = (rule.id.clone(), e.row.id.clone(), env.clock.now_ms());
         match env
@@ -243,10 +248,10 @@ async fn fire(env: &Env, memory: &mut Memory, rule: &AlertRuleRow, e: &Arc<Event
         read: false,
         created_at: now,
     });
-    let webhook = rule
-        .webhook_url
-        .is_some()
-        .then(|| webhook_body("alert", e, rule, thumb.as_deref()));
+    let webhook = rule.webhook_url.is_some().then(|| {
+        let clip = env.links.clip_url(&e.row);
+        webhook_body("alert", e, rule, thumb.as_deref(), clip.as_deref())
+    });
     let has_webhook = webhook.is_some();
     let (rid, eid, row) = (rule.id.clone(), e.row.id.clone(), notice.clone());
     let fired = env

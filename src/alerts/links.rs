@@ -1,5 +1,5 @@
-//! Signed media links: an absolute snapshot URL that a phone or Home Assistant can fetch without
-//! an API key, for one event's media only, until it expires. The signature is an HMAC under a key
+//! Signed media links: an absolute snapshot or clip URL that a phone or Home Assistant can fetch
+//! without an API key, for one event's media only (its snapshot and its clip), until it expires. The signature is an HMAC under a key
 //! derived from the data dir's master key (see [`super::sign::media_signature`]).
 //!
 //! The base URL is `[http] public_url` when set; otherwise the scheme and `Host` of the latest
@@ -52,20 +52,36 @@ impl MediaLinks {
 
     /// The signed path of an event's snapshot, valid for the configured time from now.
     pub fn signed_path(&self, event_id: &str) -> String {
+        self.signed(event_id, "thumbnail")
+    }
+
+    /// The signed path of one of an event's media (`thumbnail`, `clip`): the signature names
+    /// the event, so it opens that event's media and no other's.
+    fn signed(&self, event_id: &str, media: &str) -> String {
         let exp = self.clock.now_ms() / 1000 + self.ttl_s;
         let sig = sign::media_signature(&self.key, event_id, exp);
-        format!("/api/v1/events/{event_id}/thumbnail?exp={exp}&sig={sig}")
+        format!("/api/v1/events/{event_id}/{media}?exp={exp}&sig={sig}")
+    }
+
+    fn absolute(&self, path: String) -> String {
+        match self.base() {
+            Some(b) => format!("{b}{path}"),
+            None => path,
+        }
     }
 
     /// The link to an event's snapshot (absolute when the base is known), or `None` when the
     /// event has none.
     pub fn thumbnail_url(&self, row: &EventRow) -> Option<String> {
         row.thumbnail_path.as_ref()?;
-        let path = self.signed_path(&row.id);
-        Some(match self.base() {
-            Some(b) => format!("{b}{path}"),
-            None => path,
-        })
+        Some(self.absolute(self.signed(&row.id, "thumbnail")))
+    }
+
+    /// The link to an event's clip, or `None` while it has none (a clip is complete only
+    /// after its event: an alert sent at once has none).
+    pub fn clip_url(&self, row: &EventRow) -> Option<String> {
+        row.clip_path.as_ref()?;
+        Some(self.absolute(self.signed(&row.id, "clip")))
     }
 
     /// Checks a link's `exp` and `sig` for an event.

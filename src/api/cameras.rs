@@ -23,6 +23,10 @@ pub struct CameraStatusDto {
     /// `WIDTHxHEIGHT` of the decoded stream.
     pub resolution: Option<String>,
     pub error: Option<String>,
+    /// Event clips of an H.264 camera: `idle` (keeping the pre-capture), `recording`, `off`
+    /// (`record_clips` is false) or `paused_low_disk` (below the free-disk floor no clip is
+    /// written); `null` when the camera is not capturing.
+    pub recording: Option<String>,
 }
 
 impl From<&crate::model::LiveStatus> for CameraStatusDto {
@@ -33,6 +37,7 @@ impl From<&crate::model::LiveStatus> for CameraStatusDto {
             fps: s.fps,
             resolution: s.resolution.map(|(w, h)| format!("{w}x{h}")),
             error: s.error.clone(),
+            recording: s.recording.map(str::to_string),
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct CameraDto {
     pub protect_camera_id: Option<String>,
     pub smart_detection_types: Vec<String>,
     pub is_doorbell: bool,
+    /// Record a video clip of each object event (H.264 cameras).
+    pub record_clips: bool,
     pub status: CameraStatusDto,
     pub created_at: String,
     pub updated_at: String,
@@ -121,6 +128,7 @@ impl CameraDto {
             protect_camera_id: r.protect_camera_id,
             smart_detection_types: r.smart_detection_types,
             is_doorbell: r.is_doorbell,
+            record_clips: r.record_clips,
             status,
             created_at: crate::clock::format_rfc3339(r.created_at),
             updated_at: crate::clock::format_rfc3339(r.updated_at),
@@ -157,6 +165,8 @@ pub struct CameraCreate {
     pub detection_schedule: Option<Schedule>,
     pub object_filter: Option<Vec<String>>,
     pub prompt_override: Option<String>,
+    /// Record a video clip of each object event (default true).
+    pub record_clips: Option<bool>,
 }
 
 /// Changes to a camera; absent keys stay as they are, `null` clears optional ones.
@@ -199,6 +209,7 @@ pub struct CameraUpdate {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<String>)]
     pub prompt_override: Option<Option<String>>,
+    pub record_clips: Option<bool>,
 }
 
 fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
@@ -386,6 +397,7 @@ async fn to_dto(ctx: &Ctx, row: CameraRow) -> CameraDto {
                 fps: None,
                 resolution: None,
                 error: link.error,
+                recording: None,
             }
         }
         (Some(_), false) => CameraStatusDto::from(&crate::model::LiveStatus::default()),
@@ -463,6 +475,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
         protect_camera_id: None,
         smart_detection_types: Vec::new(),
         is_doorbell: false,
+        record_clips: b.record_clips.unwrap_or(true),
         created_at: now,
         updated_at: now,
     };
@@ -590,6 +603,9 @@ fn apply_update(r: &mut CameraRow, u: CameraUpdate, keys: &crate::crypto::Keys) 
     if let Some(v) = u.prompt_override {
         r.prompt_override = v;
     }
+    if let Some(v) = u.record_clips {
+        r.record_clips = v;
+    }
     Ok(())
 }
 
@@ -657,6 +673,7 @@ pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
         protect_camera_id: None,
         smart_detection_types: vec![],
         is_doorbell: false,
+        record_clips: true,
         created_at: 0,
         updated_at: 0,
     };

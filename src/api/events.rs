@@ -35,6 +35,14 @@ pub struct EventDto {
     pub bounding_boxes: serde_json::Value,
     /// `/api/v1/events/{id}/thumbnail` when a snapshot exists.
     pub thumbnail_url: Option<String>,
+    /// True once the event's video clip is complete (`event.updated` says when).
+    pub has_clip: bool,
+    /// `/api/v1/events/{id}/clip` when `has_clip`.
+    pub clip_url: Option<String>,
+    /// The clip's length, when there is one.
+    pub clip_duration_seconds: Option<f64>,
+    /// How far into the clip the event was noticed (where a player should start), when known.
+    pub clip_event_offset_seconds: Option<f64>,
     pub source_type: String,
     pub protect_event_id: Option<String>,
     pub smart_detection_type: Option<String>,
@@ -61,8 +69,14 @@ impl EventDto {
             .thumbnail_path
             .as_ref()
             .map(|_| format!("/api/v1/events/{}/thumbnail", r.id));
+        let has_clip = r.clip_path.is_some();
+        let seconds = |ms: Option<u64>| ms.filter(|_| has_clip).map(|ms| ms as f64 / 1000.0);
         EventDto {
             thumbnail_url: thumb,
+            has_clip,
+            clip_url: has_clip.then(|| format!("/api/v1/events/{}/clip", r.id)),
+            clip_duration_seconds: seconds(r.clip_duration_ms),
+            clip_event_offset_seconds: seconds(r.clip_offset_ms),
             camera_name,
             timestamp: crate::clock::format_rfc3339(r.ts),
             created_at: crate::clock::format_rfc3339(r.created_at),

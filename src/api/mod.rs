@@ -10,14 +10,18 @@ pub mod api_keys;
 pub mod auth;
 pub mod body;
 pub mod cameras;
+pub mod clips;
 pub mod events;
+pub mod live;
 pub mod mqtt;
 pub mod multipart;
 pub mod notifications;
 pub mod openapi;
 pub mod protect;
+pub mod range;
 pub mod routes;
 pub mod system;
+pub mod upgrade;
 pub mod webhooks;
 
 use crate::api::body::Body;
@@ -38,6 +42,8 @@ pub struct Ctx {
     pub principal: Option<Principal>,
     pub params: Vec<(String, String)>,
     pub peer: SocketAddr,
+    /// Turns true when the server shuts down (for responses that stream until told to stop).
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Ctx {
@@ -144,6 +150,8 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::DeleteCamera => cameras::delete(ctx).await,
         Op::StartCamera => cameras::start(ctx).await,
         Op::CameraSnapshot => cameras::snapshot(ctx).await,
+        Op::CameraLive => live::websocket(ctx, req).await,
+        Op::CameraLiveMjpeg => live::mjpeg(ctx).await,
         Op::StopCamera => cameras::stop(ctx).await,
         Op::ListEvents => events::list(ctx, req).await,
         Op::CreateEvent => events::create(ctx, req).await,
@@ -153,6 +161,7 @@ pub async fn dispatch(op: Op, ctx: Ctx, req: Request<Incoming>) -> AppResult<Res
         Op::GetEvent => events::get(ctx).await,
         Op::DeleteEvent => events::delete(ctx).await,
         Op::EventThumbnail => events::thumbnail(ctx, req).await,
+        Op::EventClip => clips::clip(ctx, req).await,
         Op::ReanalyseEvent => events::reanalyse(ctx, req).await,
         Op::ListControllers => protect::list(ctx).await,
         Op::CreateController => protect::create(ctx, req).await,

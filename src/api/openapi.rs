@@ -37,7 +37,8 @@ impl Modify for Security {
         title = "Argus Edge API",
         description = "The ArgusAI REST API served by the Argus Edge appliance. Errors are \
             `{\"detail\": ..., \"status_code\": N}`. API-key requests carry `X-RateLimit-*` \
-            headers. Live updates: WebSocket `/ws`.",
+            headers. Live updates: WebSocket `/ws`. Live video: WebSocket \
+            `/api/v1/cameras/{id}/live` (fragmented MP4) or `/api/v1/cameras/{id}/live.mjpeg`.",
         license(name = "MIT"),
     ),
     modifiers(&Security),
@@ -47,9 +48,11 @@ impl Modify for Security {
         super::auth::login, super::auth::logout, super::auth::me, super::auth::change_password,
         super::cameras::list, super::cameras::create, super::cameras::test, super::cameras::get,
         super::cameras::update, super::cameras::delete, super::cameras::start, super::cameras::stop, super::cameras::snapshot,
+        super::live::websocket, super::live::mjpeg,
         super::events::list, super::events::create, super::events::stats, super::events::export,
         super::events::cleanup,
         super::events::get, super::events::delete, super::events::thumbnail, super::events::reanalyse,
+        super::clips::clip,
         super::protect::list, super::protect::create, super::protect::test, super::protect::get,
         super::protect::update, super::protect::delete, super::protect::cameras,
         super::protect::test_saved, super::protect::enable, super::protect::disable,

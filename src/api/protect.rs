@@ -615,6 +615,7 @@ pub async fn enable(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body
                 protect_camera_id: Some(pid.clone()),
                 smart_detection_types: filter,
                 is_doorbell: info.is_doorbell,
+                record_clips: true,
                 created_at: now,
                 updated_at: now,
             };

@@ -42,6 +42,8 @@ pub enum Op {
     DeleteCamera,
     StartCamera,
     CameraSnapshot,
+    CameraLive,
+    CameraLiveMjpeg,
     StopCamera,
     ListEvents,
     CreateEvent,
@@ -51,6 +53,7 @@ pub enum Op {
     GetEvent,
     DeleteEvent,
     EventThumbnail,
+    EventClip,
     ReanalyseEvent,
     ListControllers,
     CreateController,
@@ -95,6 +98,14 @@ pub enum Op {
     PublishMqttDiscovery,
 }
 
+impl Op {
+    /// A WebSocket route: the server checks the upgrade handshake and authenticates it as
+    /// `/ws` (with `?token=`, and the cookie only from the appliance's own pages).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Op::CameraLive)
+    }
+}
+
 pub struct Route {
     pub method: Method,
     /// Path under `/api/v1`, in matchit syntax (`{id}`) which is also OpenAPI's.
@@ -133,6 +144,8 @@ routes! {
     POST "/cameras/{id}/start" Scope(WriteCameras) => StartCamera;
     POST "/cameras/{id}/stop" Scope(WriteCameras) => StopCamera;
     GET "/cameras/{id}/snapshot" Scope(ReadCameras) => CameraSnapshot;
+    GET "/cameras/{id}/live" Scope(ReadCameras) => CameraLive;
+    GET "/cameras/{id}/live.mjpeg" Scope(ReadCameras) => CameraLiveMjpeg;
     GET "/events" Scope(ReadEvents) => ListEvents;
     POST "/events" Scope(Admin) => CreateEvent;
     GET "/events/stats" Scope(ReadEvents) => EventStats;
@@ -141,6 +154,7 @@ routes! {
     GET "/events/{id}" Scope(ReadEvents) => GetEvent;
     DELETE "/events/{id}" Scope(Admin) => DeleteEvent;
     GET "/events/{id}/thumbnail" SignedOr(ReadEvents) => EventThumbnail;
+    GET "/events/{id}/clip" SignedOr(ReadEvents) => EventClip;
     POST "/events/{id}/reanalyse" Scope(Admin) => ReanalyseEvent;
     GET "/protect/controllers" Scope(ReadCameras) => ListControllers;
     POST "/protect/controllers" Scope(WriteCameras) => CreateController;
@@ -261,6 +275,13 @@ mod tests {
         assert_eq!(op(Method::POST, "/cameras/test"), Some(Op::TestCamera));
         assert_eq!(op(Method::POST, "/cameras/x/start"), Some(Op::StartCamera));
         assert_eq!(op(Method::DELETE, "/api-keys/k"), Some(Op::RevokeApiKey));
+        assert_eq!(op(Method::GET, "/cameras/c/live"), Some(Op::CameraLive));
+        assert_eq!(
+            op(Method::GET, "/cameras/c/live.mjpeg"),
+            Some(Op::CameraLiveMjpeg)
+        );
+        assert_eq!(op(Method::HEAD, "/events/e/clip"), Some(Op::EventClip));
+        assert!(Op::CameraLive.is_websocket() && !Op::CameraLiveMjpeg.is_websocket());
         assert!(matches!(find(&Method::PATCH, "/events"), Found::WrongMethod(m) if m.len() == 2));
         assert!(matches!(find(&Method::GET, "/nope"), Found::NotFound));
         assert!(matches!(find(&Method::GET, "/events/"), Found::NotFound));

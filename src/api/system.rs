@@ -205,7 +205,9 @@ pub struct StorageDto {
     /// Database pages in use (what the size limit counts; deleted rows free pages for reuse).
     pub database_used_bytes: u64,
     pub thumbnail_bytes: u64,
-    /// `database_used_bytes + thumbnail_bytes`, compared with the size limit.
+    /// Event clips (MP4).
+    pub clip_bytes: u64,
+    /// `database_used_bytes + thumbnail_bytes + clip_bytes`, compared with the size limit.
     pub usage_bytes: u64,
     /// Free bytes on the data directory's filesystem.
     pub free_bytes: u64,
@@ -260,6 +262,7 @@ pub async fn storage(ctx: Ctx) -> AppResult<Response<Body>> {
         database_bytes: ctx.state.store.size_bytes(),
         database_used_bytes: usage.database_used_bytes,
         thumbnail_bytes: usage.thumbnail_bytes,
+        clip_bytes: usage.clip_bytes,
         usage_bytes: usage.total(),
         event_count: by_camera.iter().map(|c| c.event_count).sum(),
         free_bytes: st.space.map(|s| s.free).unwrap_or(0),

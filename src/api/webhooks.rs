@@ -68,6 +68,8 @@ pub async fn test(ctx: Ctx, req: Request<Incoming>) -> AppResult<Response<Body>>
             "confidence": 100,
             "objects_detected": ["person"],
             "thumbnail_url": null,
+            "has_clip": false,
+            "clip_url": null,
             "rule": {"id": null, "name": "Test"},
         })
     });

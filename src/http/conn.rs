@@ -114,11 +114,11 @@ pub async fn serve<S>(
         buf.clear();
         let served = Arc::new(Served::default());
         let service = {
-            let (state, served) = (state.clone(), served.clone());
+            let (state, served, stop) = (state.clone(), served.clone(), stop.clone());
             hyper::service::service_fn(move |req| {
-                let (state, served) = (state.clone(), served.clone());
+                let (state, served, stop) = (state.clone(), served.clone(), stop.clone());
                 Box::pin(async move {
-                    let mut resp = super::handle(state, req, peer, &served.handoff).await;
+                    let mut resp = super::handle(state, req, peer, &served.handoff, stop).await;
                     if must_close {
                         resp.headers_mut()
                             .insert(CONNECTION, HeaderValue::from_static("close"));

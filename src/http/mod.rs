@@ -135,11 +135,12 @@ async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     handoff: &ws::Handoff,
+    stop: watch::Receiver<bool>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = match serve_inner(&state, req, peer, handoff).await {
+    let mut resp = match serve_inner(&state, req, peer, handoff, stop).await {
         Ok(r) => r,
         Err(e) => {
             if e.kind == ErrorKind::Internal {
@@ -176,6 +177,7 @@ async fn serve_inner(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     handoff: &ws::Handoff,
+    stop: watch::Receiver<bool>,
 ) -> AppResult<Response<Body>> {
     let path = req.uri().path().to_string();
     if let Some(r) = docs::serve(&path, req.method()) {
@@ -222,6 +224,13 @@ async fn serve_inner(
         }
     };
 
+    // A WebSocket route: the handshake is checked first (a plain GET is a 400), and it is
+    // authenticated as `/ws` is (`?token=` too; a cookie only from the appliance's pages).
+    let ws_key = if route.op.is_websocket() {
+        Some(ws::handshake(req.headers())?)
+    } else {
+        None
+    };
     let http = &state.cfg.http;
     let signed = matches!(route.access, Access::SignedOr(_)) && signed_link(state, &req, &params)?;
     let public = route.access == Access::Public || signed;
@@ -240,11 +249,12 @@ async fn serve_inner(
     let principal = if public {
         None
     } else {
+        let token = ws_key.as_ref().and_then(|_| ws::query_token(&req));
         let (p, source) = state
             .auth
             .identify(Credentials {
                 headers: req.headers(),
-                query_token: None,
+                query_token: token.as_deref(),
             })
             .await?;
         let unsafe_method = !matches!(
@@ -253,6 +263,13 @@ async fn serve_inner(
         );
         if source == Source::Cookie && unsafe_method {
             origin::check(req.headers(), public_origin(state).as_ref(), true)?;
+        }
+        // A browser always sends `Origin` on a WebSocket (as on `/ws`).
+        if source == Source::Cookie
+            && ws_key.is_some()
+            && req.headers().contains_key(hyper::header::ORIGIN)
+        {
+            origin::check(req.headers(), public_origin(state).as_ref(), false)?;
         }
         if let Some(host) = req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
             let scheme = if state.cfg.tls.is_some() {
@@ -298,8 +315,12 @@ async fn serve_inner(
                 principal,
                 params,
                 peer,
+                stop,
             };
-            api::dispatch(route.op, ctx, req).await
+            match (api::dispatch(route.op, ctx, req).await, &ws_key) {
+                (Ok(resp), Some(key)) => ws::accept(resp, key, handoff),
+                (r, _) => r,
+            }
         }
         Err(e) => Err(e),
     };

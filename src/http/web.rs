@@ -44,10 +44,11 @@ pub const PAGES: &[&str] = &[
     "/settings",
 ];
 
-/// Only this origin, no inline script or style element, no framing, no plug-ins.
+/// Only this origin, no inline script or style element, no framing, no plug-ins; video from this
+/// origin (event clips) and from `blob:` (the live view's MediaSource).
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' blob: data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; \
+    manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The asset at `path` (relative to `web/`).
 pub fn asset(path: &str) -> Option<&'static Asset> {

@@ -10,8 +10,14 @@
 //! explicit credential (header or `?token=`) wins over the cookie, and an invalid one is a 401,
 //! never a fall-back to the cookie. The upgrade handler answers `101` and leaves the session in
 //! the connection's [`Handoff`]; the connection loop then runs [`run`] on the connection.
+//!
+//! The API's WebSocket routes (the live video) go through the same steps: the server's wrapper
+//! checks the handshake ([`handshake`]) and authenticates the way `/ws` does, the handler
+//! answers `101` with an [`Upgrade`], [`accept`] completes it and leaves it in the handoff,
+//! and [`run`] runs its session on the connection.
 
 use crate::api::body::{empty, Body};
+use crate::api::upgrade::{Io, Upgrade};
 use crate::auth::{Credentials, Principal, Source};
 use crate::bus::{Message, Missed};
 use crate::error::{AppError, AppResult, ErrorKind};
@@ -46,7 +52,7 @@ fn accept_key(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(ctx.finish())
 }
 
-fn query_token(req: &Request<Incoming>) -> Option<String> {
+pub(super) fn query_token(req: &Request<Incoming>) -> Option<String> {
     form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
@@ -60,10 +66,18 @@ fn header_is(h: &HeaderMap, name: hyper::header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// An accepted WebSocket client, waiting for its connection.
-pub struct Session {
+/// An accepted `/ws` client, waiting for its connection.
+pub struct Events {
     principal: Principal,
     creds: (HeaderMap, Option<String>),
+}
+
+/// An accepted WebSocket, waiting for its connection.
+pub enum Session {
+    /// A `/ws` client.
+    Events(Events),
+    /// An API route's session.
+    Api(Upgrade),
 }
 
 /// Where the upgrade handler leaves the session for the connection loop.
@@ -80,13 +94,8 @@ impl Handoff {
     }
 }
 
-pub async fn upgrade(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-    public_origin: Option<&super::origin::Origin>,
-    handoff: &Handoff,
-) -> AppResult<Response<Body>> {
-    let h = req.headers();
+/// Checks a WebSocket upgrade request; its `Sec-WebSocket-Key`.
+pub(super) fn handshake(h: &HeaderMap) -> AppResult<Vec<u8>> {
     if !header_is(h, UPGRADE, "websocket") || !header_is(h, CONNECTION, "upgrade") {
         return Err(AppError::new(
             ErrorKind::BadRequest,
@@ -97,9 +106,46 @@ pub async fn upgrade(
         return Err(AppError::bad_request("Sec-WebSocket-Version must be 13")
             .with_header("sec-websocket-version", "13"));
     }
-    let Some(key) = h.get(SEC_WEBSOCKET_KEY).map(|v| v.as_bytes().to_vec()) else {
-        return Err(AppError::bad_request("Sec-WebSocket-Key is missing"));
+    h.get(SEC_WEBSOCKET_KEY)
+        .map(|v| v.as_bytes().to_vec())
+        .ok_or_else(|| AppError::bad_request("Sec-WebSocket-Key is missing"))
+}
+
+fn switching(b: hyper::http::response::Builder, key: &[u8]) -> hyper::http::response::Builder {
+    b.status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "Upgrade")
+        .header(SEC_WEBSOCKET_ACCEPT, accept_key(key))
+}
+
+/// Completes an API route's `101`: the handshake headers, and its session in the handoff. A
+/// response that is not an upgrade passes unchanged.
+pub(super) fn accept(
+    mut resp: Response<Body>,
+    key: &[u8],
+    handoff: &Handoff,
+) -> AppResult<Response<Body>> {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(resp);
+    }
+    let Some(up) = resp.extensions_mut().remove::<Upgrade>() else {
+        return Err(AppError::internal(std::io::Error::other(
+            "a 101 without a session",
+        )));
     };
+    handoff.put(Session::Api(up));
+    Ok(switching(Response::builder(), key)
+        .body(empty())
+        .expect("static headers are valid"))
+}
+
+pub async fn upgrade(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    public_origin: Option<&super::origin::Origin>,
+    handoff: &Handoff,
+) -> AppResult<Response<Body>> {
+    let key = handshake(req.headers())?;
     let token = query_token(&req);
     let (principal, source) = state
         .auth
@@ -120,15 +166,11 @@ pub async fn upgrade(
             ));
         }
     }
-    handoff.put(Session {
+    handoff.put(Session::Events(Events {
         principal,
         creds: (req.headers().clone(), token),
-    });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(UPGRADE, "websocket")
-        .header(CONNECTION, "Upgrade")
-        .header(SEC_WEBSOCKET_ACCEPT, accept_key(&key))
+    }));
+    Ok(switching(Response::builder(), &key)
         .body(empty())
         .expect("static headers are valid"))
 }
@@ -229,13 +271,24 @@ pub async fn run<S>(
     early: Vec<u8>,
     stop: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_CLIENT_MESSAGE))
-        .max_frame_size(Some(MAX_CLIENT_MESSAGE));
-    let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(config)).await;
-    client(state, session.principal, session.creds, ws, stop).await;
+    match session {
+        Session::Events(session) => {
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(MAX_CLIENT_MESSAGE))
+                .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+            let ws =
+                WebSocketStream::from_partially_read(io, early, Role::Server, Some(config)).await;
+            client(state, session.principal, session.creds, ws, stop).await;
+        }
+        Session::Api(up) => {
+            let io: Box<dyn Io> = Box::new(io);
+            let ws = WebSocketStream::from_partially_read(io, early, Role::Server, Some(up.config))
+                .await;
+            up.run(ws, stop).await;
+        }
+    }
 }
 
 async fn close<S: AsyncRead + AsyncWrite + Unpin>(
