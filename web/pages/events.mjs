@@ -1,6 +1,6 @@
 // The event timeline (/events): the filters (kept in the URL), one page of event cards that
-// follows the live stream (created, updated, deleted), and `Shot`, a snapshot with its detection
-// boxes that pages/event.mjs shows too.
+// follows the live stream (created, updated, deleted; a card marks an event with a clip), and
+// `Shot`, a snapshot with its detection boxes that pages/event.mjs shows too.
 import {
   html, useState, useEffect, useRef, useApi, useMessages, useQuery, Link, Field, FormError, Pager,
   Spinner, Empty, Header, fmtTime, fmtAgo, fmtUsd, localToIso, isoToLocal, can, css,
@@ -17,7 +17,7 @@ const pct = (v) => `${(Number(v) || 0) * 100}%`;
 
 /** The snapshot's address with a version: a better frame later rewrites the same file (and the
  *  browser keeps it a day), so the address changes with the boxes that belong to the picture. */
-function thumbSrc(ev) {
+export function thumbSrc(ev) {
   let h = 5381;
   for (const c of JSON.stringify(ev.bounding_boxes || [])) h = ((h * 33) ^ c.charCodeAt(0)) >>> 0;
   return `${ev.thumbnail_url}${ev.thumbnail_url.includes('?') ? '&' : '?'}v=${h.toString(36)}`;
@@ -70,6 +70,7 @@ function Card({ ev }) {
         <div class="line">
           <span class=${'pill ' + ev.detection_type}>${ev.detection_type}</span>
           <span class="conf">${ev.confidence}%</span>
+          ${ev.has_clip ? html`<span class="clip-mark" title="Has a video clip"><span aria-hidden="true">▶ </span><span class="visually-hidden">Clip, </span>${ev.clip_duration_seconds != null ? `${Math.round(ev.clip_duration_seconds)} s` : 'clip'}</span>` : null}
           <span class="cam">${ev.camera_name || 'Unknown camera'}</span>
         </div>
         <time datetime=${ev.timestamp} title=${fmtAgo(ev.timestamp)}>${fmtTime(ev.timestamp)}</time>
