@@ -9,9 +9,10 @@ set -euo pipefail
 # mosquitto (and its clients): the real MQTT broker each MQTT test starts on loopback.
 # chromium and chromium-driver: the headless browser the web app's tests (ui::) drive over
 # WebDriver (/usr/bin/chromium, /usr/bin/chromedriver).
+# ffmpeg (ffprobe): the clip and live-video tests check the MP4 they get with the real tools.
 pkgs=(gcc g++ pkg-config curl libclang-dev python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  unzip systemd shellcheck mosquitto mosquitto-clients chromium chromium-driver "$@")
+  unzip systemd shellcheck mosquitto mosquitto-clients chromium chromium-driver ffmpeg "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

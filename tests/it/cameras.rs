@@ -144,3 +144,39 @@ async fn camera_validation_names_the_field() {
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
+
+#[tokio::test]
+async fn record_clips_is_on_by_default_and_can_be_turned_off() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token().await;
+    let id = app.camera(&admin, "Drive").await;
+    let path = format!("/api/v1/cameras/{id}");
+    let (_, v) = app.get(&path, &admin).await;
+    assert_eq!(v["record_clips"], json!(true), "{v}");
+    let (s, v) = app.put(&path, &admin, json!({"record_clips": false})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["record_clips"], json!(false));
+    let (_, v) = app.get(&path, &admin).await;
+    assert_eq!(v["record_clips"], json!(false), "saved");
+    let (s, v) = app.put(&path, &admin, json!({"record_clips": "no"})).await;
+    assert_error(s, &v, 422, "record_clips");
+    let (s, v) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Yard", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:1/s",
+                   "record_clips": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["record_clips"], json!(false));
+    let (s, v) = app
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            json!({"name": "Gate", "type": "rtsp", "rtsp_url": "rtsp://127.0.0.1:1/s",
+                   "record_clips": 1}),
+        )
+        .await;
+    assert_error(s, &v, 422, "record_clips");
+}

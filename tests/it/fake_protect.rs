@@ -1,7 +1,9 @@
 //! A fake UniFi Protect console, written from the protocol description (the reference's
 //! section 7): HTTPS with a self-signed certificate on 127.0.0.1:0, the UniFi OS login with a
 //! `TOKEN` cookie and an `X-CSRF-Token` header, the bootstrap (a camera "Driveway" and a
-//! doorbell "Front Door"), snapshots (a real JPEG) and the binary update WebSocket.
+//! doorbell "Front Door"), snapshots (a real JPEG), video exports (an MP4 made with ffmpeg from
+//! `assets/demo/person-walk.h264`, 404 for the first answers of a window when told to) and the
+//! binary update WebSocket.
 //!
 //! The test drives it: push messages (plain or zlib) or raw bytes to the connected update
 //! sockets, drop the sockets, expire the sessions (the next authenticated request answers 401),
@@ -17,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +49,36 @@ pub struct Seen {
     pub csrf: Option<String>,
 }
 
+/// One `GET /proxy/protect/api/video/export` the fake answered (with the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSeen {
+    pub camera: Option<String>,
+    pub channel: Option<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// 200, or 404 while the window is "not ready".
+    pub status: u16,
+}
+
+/// The MP4 every export answers with: 4 s of `assets/demo/person-walk.h264` (640x360, 15 fps
+/// H.264) remuxed by ffmpeg, made once per test run.
+pub fn export_mp4() -> &'static [u8] {
+    static MP4: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    MP4.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export.mp4");
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/person-walk.h264");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "h264", "-framerate", "15", "-i", src])
+            .args(["-c", "copy", "-t", "4", "-movflags", "+faststart"])
+            .arg(&out)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg made the export");
+        std::fs::read(&out).unwrap()
+    })
+}
+
 enum WsCmd {
     Send(Vec<u8>),
     Drop,
@@ -61,6 +93,11 @@ struct State {
     ws_clients: Vec<mpsc::UnboundedSender<WsCmd>>,
     /// The `lastUpdateId` of each update socket opened, in order.
     ws_update_ids: Vec<Option<String>>,
+    /// Exports of a window answer 404 this many times before the MP4.
+    export_not_ready: usize,
+    /// Requests per export window (`camera start end`).
+    export_tries: HashMap<String, usize>,
+    exports: Vec<ExportSeen>,
 }
 
 pub struct FakeProtect {
@@ -189,6 +226,17 @@ impl FakeProtect {
             id: id.into(),
         };
         self.push_raw(packet::encode(&action, &Payload::Json(data), deflate));
+    }
+
+    /// From now on, the first `n` export requests of each window answer 404 (the console has
+    /// not made the export yet), the next ones the MP4.
+    pub fn exports_not_ready_for(&self, n: usize) {
+        self.state.lock().unwrap().export_not_ready = n;
+    }
+
+    /// The export requests answered so far, in order.
+    pub fn exports(&self) -> Vec<ExportSeen> {
+        self.state.lock().unwrap().exports.clone()
     }
 
     /// Drops every update socket without a closing handshake, like a console that restarts.
@@ -321,6 +369,9 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<
     if path == "/proxy/protect/ws/updates" {
         return upgrade(st, req);
     }
+    if path == "/proxy/protect/api/video/export" {
+        return export(&st, req.uri().query().unwrap_or("")).await;
+    }
     if let Some(id) = path
         .strip_prefix("/proxy/protect/api/cameras/")
         .and_then(|rest| rest.strip_suffix("/snapshot"))
@@ -339,6 +390,55 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<
             .unwrap();
     }
     reply(StatusCode::NOT_FOUND, json!({"error": "not found"}))
+}
+
+/// `GET /proxy/protect/api/video/export?camera=&channel=&start=&end=` (times in unix ms).
+async fn export(st: &Mutex<State>, query: &str) -> Response<Full<Bytes>> {
+    let param = |k: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let mut seen = ExportSeen {
+        camera: param("camera"),
+        channel: param("channel"),
+        start: param("start").and_then(|v| v.parse().ok()),
+        end: param("end").and_then(|v| v.parse().ok()),
+        status: 200,
+    };
+    let known = matches!(seen.camera.as_deref(), Some(DRIVEWAY_ID | FRONT_DOOR_ID));
+    let window_ok = matches!((seen.start, seen.end), (Some(a), Some(b)) if a < b);
+    if !known || !window_ok {
+        seen.status = 400;
+        st.lock().unwrap().exports.push(seen);
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "camera, start and end are required"}),
+        );
+    }
+    let not_ready = {
+        let mut s = st.lock().unwrap();
+        let key = format!("{:?} {:?} {:?}", seen.camera, seen.start, seen.end);
+        let tries = s.export_tries.entry(key).or_insert(0);
+        *tries += 1;
+        let n = *tries;
+        n <= s.export_not_ready
+    };
+    if not_ready {
+        seen.status = 404;
+        st.lock().unwrap().exports.push(seen);
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "The requested recording is not available"}),
+        );
+    }
+    let mp4 = tokio::task::spawn_blocking(export_mp4).await.unwrap();
+    st.lock().unwrap().exports.push(seen);
+    Response::builder()
+        .header("content-type", "video/mp4")
+        .header("content-disposition", "attachment; filename=\"export.mp4\"")
+        .body(Full::new(Bytes::from_static(mp4)))
+        .unwrap()
 }
 
 fn upgrade(st: Arc<Mutex<State>>, mut req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -2,8 +2,10 @@
 //! (HTTPS with a self-signed certificate, cookie + CSRF login, bootstrap, binary update socket):
 //! controllers through the API, camera discovery and enabling, smart detections and rings
 //! becoming events on `/ws`, filters, deduplication, reconnect with resume, re-login on 401,
-//! the idle watchdog, connecting at boot, the cloud description of a Protect event, and a Protect
-//! camera's current picture (`GET /cameras/{id}/snapshot`) from its console.
+//! the idle watchdog, connecting at boot, the cloud description of a Protect event, a Protect
+//! camera's current picture (`GET /cameras/{id}/snapshot`) from its console, and event clips
+//! (the console's export of the event window, retried while it answers 404, only for cameras
+//! with `record_clips`).
 
 use crate::fake_ai::FakeAi;
 use crate::fake_protect::{self as fp, FakeProtect};
@@ -954,4 +956,251 @@ async fn a_protect_camera_snapshot_comes_from_its_console() {
     assert_error(s, &v, 503, "not followed");
     assert_eq!(fake.logins(), logins, "no login for it");
     app.stop().await;
+}
+
+/// Clip timing for tests: the real one waits 3 s after the end and retries after 3, 6, 12 s.
+fn fast_clips(cfg: &mut argus::config::Config) {
+    cfg.protect.clip_timing = argus::config::ProtectClipTiming {
+        after_end: Duration::from_millis(100),
+        retry: Duration::from_millis(200),
+        attempts: 5,
+        max_open: Duration::from_secs(2),
+    };
+}
+
+/// A smart detection starting at `start` (unix ms, the console's clock), not ended yet.
+fn smart_at(fake: &FakeProtect, event: &str, camera: &str, update: &str, start: i64) {
+    fake.push(
+        "add",
+        "event",
+        event,
+        update,
+        json!({"id": event, "type": "smartDetectZone", "camera": camera, "start": start,
+               "end": null, "score": 90, "smartDetectTypes": ["person"], "modelKey": "event"}),
+        false,
+    );
+}
+
+fn end_event(fake: &FakeProtect, event: &str, update: &str, end: i64) {
+    fake.push("update", "event", event, update, json!({"end": end}), false);
+}
+
+/// Polls the event until it has its clip.
+async fn wait_clip(app: &TestApp, admin: &str, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = app.get(&format!("/api/v1/events/{id}"), admin).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["has_clip"] == json!(true) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the event never got its clip: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn created_id(live: &mut Ws, protect_event: &str) -> String {
+    let created = next_matching(live, 10, |m| {
+        m["type"] == json!("event.created") && m["data"]["protect_event_id"] == json!(protect_event)
+    })
+    .await;
+    created["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn clip_bytes(app: &TestApp, admin: &str, id: &str) -> Vec<u8> {
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/events/{id}/clip")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    r.bytes().await.unwrap().to_vec()
+}
+
+/// The codec ffprobe reads in an MP4.
+fn probe_codec(mp4: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, mp4).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=codec_name", "-of", "default=nw=1:nk=1"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protect_events_clip_is_the_consoles_export_of_its_window() {
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start_with(fast_clips).await;
+    let admin = app.admin_token().await;
+    let mut live = ws(&app, &admin).await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    let e = enable(&app, &admin, &ctrl, fp::DRIVEWAY_ID, json!(["person"])).await;
+    let camera = e["camera_id"].as_str().unwrap().to_string();
+    cooldown(&app, &admin, &camera, 0).await;
+
+    // A person from 100.000 to 105.000: once it ends, the export of [98.000, 107.000].
+    let start = 1_714_000_100_000i64;
+    smart_at(&fake, "ev-clip-1", fp::DRIVEWAY_ID, "u-c1", start);
+    let id = created_id(&mut live, "ev-clip-1").await;
+    let (_, before) = app.get(&format!("/api/v1/events/{id}"), &admin).await;
+    assert_eq!(before["has_clip"], json!(false), "{before}");
+    assert!(fake.exports().is_empty(), "nothing before the end");
+    end_event(&fake, "ev-clip-1", "u-c2", start + 5_000);
+    let ev = wait_clip(&app, &admin, &id).await;
+    assert_eq!(
+        fake.exports(),
+        vec![fp::ExportSeen {
+            camera: Some(fp::DRIVEWAY_ID.into()),
+            channel: Some("0".into()),
+            start: Some(start - 2_000),
+            end: Some(start + 5_000 + 2_000),
+            status: 200,
+        }]
+    );
+    assert_eq!(ev["clip_url"], json!(format!("/api/v1/events/{id}/clip")));
+    // The duration is the file's (4 s of video), the event starts 2 s into it.
+    let secs = ev["clip_duration_seconds"].as_f64().unwrap();
+    assert!((secs - 4.0).abs() < 0.1, "{ev}");
+    assert_eq!(ev["clip_event_offset_seconds"].as_f64(), Some(2.0), "{ev}");
+    let got = clip_bytes(&app, &admin, &id).await;
+    assert_eq!(
+        got.as_slice(),
+        fp::export_mp4(),
+        "the console's file, untouched"
+    );
+    assert_eq!(probe_codec(&got), "h264");
+    // The export went with the session, and no temp file is left behind.
+    let q = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/proxy/protect/api/video/export")
+        .unwrap();
+    assert!(q.cookie.unwrap_or_default().contains("TOKEN=fake-session-"));
+    let tmp = app.data_dir().join("clips/.tmp");
+    assert!(walk(&tmp).is_empty(), "{:?}", walk(&tmp));
+
+    // The console is slow: two 404s, then the file (after 0.2 s and 0.4 s here).
+    fake.exports_not_ready_for(2);
+    let start2 = start + 60_000;
+    smart_at(&fake, "ev-clip-2", fp::DRIVEWAY_ID, "u-c3", start2);
+    let id2 = created_id(&mut live, "ev-clip-2").await;
+    end_event(&fake, "ev-clip-2", "u-c4", start2 + 3_000);
+    wait_clip(&app, &admin, &id2).await;
+    let tries: Vec<(Option<i64>, Option<i64>, u16)> = fake
+        .exports()
+        .into_iter()
+        .skip(1)
+        .map(|x| (x.start, x.end, x.status))
+        .collect();
+    let window = (Some(start2 - 2_000), Some(start2 + 5_000));
+    assert_eq!(
+        tries,
+        vec![
+            (window.0, window.1, 404),
+            (window.0, window.1, 404),
+            (window.0, window.1, 200)
+        ]
+    );
+    assert_eq!(
+        clip_bytes(&app, &admin, &id2).await.as_slice(),
+        fp::export_mp4()
+    );
+
+    // The session expires before the export: a 401, a new login, the file.
+    fake.exports_not_ready_for(0);
+    let start3 = start + 120_000;
+    smart_at(&fake, "ev-clip-3", fp::DRIVEWAY_ID, "u-c5", start3);
+    let id3 = created_id(&mut live, "ev-clip-3").await;
+    fake.expire_sessions();
+    let logins = fake.logins();
+    end_event(&fake, "ev-clip-3", "u-c6", start3 + 1_000);
+    wait_clip(&app, &admin, &id3).await;
+    assert_eq!(fake.logins(), logins + 1);
+    let asked = fake
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path == "/proxy/protect/api/video/export"
+                && r.query
+                    .as_deref()
+                    .is_some_and(|q| q.contains(&format!("start={}", start3 - 2_000)))
+        })
+        .count();
+    assert_eq!(asked, 2, "refused once, then answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protect_clips_only_for_recording_cameras_and_a_window_closes_without_an_end() {
+    let fake = FakeProtect::start().await;
+    let app = TestApp::start_with(fast_clips).await;
+    let admin = app.admin_token().await;
+    let mut live = ws(&app, &admin).await;
+    let ctrl = connected(&app, &admin, &fake).await;
+    let (drive, _door) = drive_and_door(&app, &admin, &ctrl, json!(["ring", "person"])).await;
+    // The driveway records no clips.
+    let (s, v) = app
+        .put(
+            &format!("/api/v1/cameras/{drive}"),
+            &admin,
+            json!({"record_clips": false, "motion_cooldown": 0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["record_clips"], json!(false), "{v}");
+    let start = 1_714_000_300_000i64;
+    smart_at(&fake, "ev-nr-1", fp::DRIVEWAY_ID, "u-n1", start);
+    let no_clip = created_id(&mut live, "ev-nr-1").await;
+    end_event(&fake, "ev-nr-1", "u-n2", start + 2_000);
+
+    // The door: a person the console never ends (closed 2 s after its start here), and a ring
+    // (its add carries its end, the same as its start).
+    let door_start = start + 10_000;
+    smart_at(&fake, "ev-open-1", fp::FRONT_DOOR_ID, "u-n3", door_start);
+    let open = created_id(&mut live, "ev-open-1").await;
+    ring(&fake, "ev-ring-c", "u-n4");
+    let rung = created_id(&mut live, "ev-ring-c").await;
+    wait_clip(&app, &admin, &rung).await;
+    wait_clip(&app, &admin, &open).await;
+    let mut door_windows: Vec<(Option<i64>, Option<i64>)> = fake
+        .exports()
+        .into_iter()
+        .filter(|x| x.camera.as_deref() == Some(fp::FRONT_DOOR_ID))
+        .map(|x| (x.start, x.end))
+        .collect();
+    door_windows.sort();
+    let ring_at = 1_714_000_200_000i64;
+    assert_eq!(
+        door_windows,
+        vec![
+            (Some(ring_at - 2_000), Some(ring_at + 2_000)),
+            (Some(door_start - 2_000), Some(door_start + 2_000 + 2_000)),
+        ]
+    );
+    // Nothing was asked for the driveway, and its event has no clip.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        fake.exports()
+            .iter()
+            .all(|x| x.camera.as_deref() != Some(fp::DRIVEWAY_ID)),
+        "{:?}",
+        fake.exports()
+    );
+    let (_, ev) = app.get(&format!("/api/v1/events/{no_clip}"), &admin).await;
+    assert_eq!(ev["has_clip"], json!(false), "{ev}");
+    assert!(ev["clip_url"].is_null(), "{ev}");
 }

@@ -1,8 +1,8 @@
 //! The web app in a real browser: headless Chromium driven over WebDriver (`webdriver`) against
 //! the real server on loopback. Login and the forced password change, a person event arriving
-//! live with its boxes, the camera form's connection test, drawing a detection zone, an API key
-//! shown once, the unread badge, a cross-site form post refused, screenshots of the main pages,
-//! and the first load's bytes. Screenshots (390x844 and 1440x900) go to
+//! live with its boxes, an event's clip playing and the live video on the Live page, the camera
+//! form's connection test, drawing a detection zone, an API key shown once, the unread badge, a
+//! cross-site form post refused, screenshots of the main pages, and the first load's bytes. Screenshots (390x844 and 1440x900) go to
 //! `target/ui-screenshots/<test>-<w>x<h>.png`. Needs Debian's chromium and chromium-driver
 //! (scripts/deps.sh).
 
@@ -276,6 +276,157 @@ async fn a_person_event_appears_live_with_its_boxes() -> Result<()> {
         "no performance mark 'argus:events-rendered' on /events"
     );
     shots(&d, "a_person_event_appears_live_with_its_boxes").await?;
+    d.quit().await?;
+    app.stop().await;
+    Ok(())
+}
+
+/// The first person event of `camera` whose clip is complete, within `within`.
+async fn event_with_clip(app: &TestApp, admin: &str, camera: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (_, v) = app
+            .get(
+                &format!("/api/v1/events?camera_id={camera}&detection_type=person&limit=20"),
+                admin,
+            )
+            .await;
+        if let Some(e) = v["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|e| e["has_clip"] == json!(true)))
+        {
+            return e.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no person event with has_clip within {within:?}; the events: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_plays_on_the_event_page_and_live_video_on_the_live_page() -> Result<()> {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::start_with(with_detector).await;
+    let (d, admin) = logged_in(&app).await?;
+    let cam = file_camera(&app, &admin, "Yard").await;
+    // Debian's Chromium plays H.264 (it uses the system's FFmpeg) in <video> and in MSE; a
+    // browser without it would fall back, which is not what this test is about.
+    let h264 = d
+        .execute(
+            "const m = 'video/mp4; codecs=\"avc1.42E01E\"';
+             return [document.createElement('video').canPlayType(m),
+                     !!window.MediaSource && MediaSource.isTypeSupported(m)];",
+            vec![],
+        )
+        .await?;
+    println!("this Chromium and H.264: canPlayType, MSE = {h264}");
+    ensure!(
+        h264[0] == json!("probably") && h264[1] == json!(true),
+        "{} cannot play H.264 ({h264}); the clip and live tests need a Chromium with it",
+        crate::webdriver::CHROMIUM
+    );
+
+    // The event page: the clip is shown (its tab chosen) and its metadata loads.
+    let ev = event_with_clip(&app, &admin, &cam, secs(90)).await;
+    let id = ev["id"].as_str().unwrap().to_string();
+    let clip_url = ev["clip_url"].as_str().unwrap_or_default().to_string();
+    assert_eq!(clip_url, format!("/api/v1/events/{id}/clip"), "{ev}");
+    println!("event {id}: clip of {} s", ev["clip_duration_seconds"]);
+    open(&d, &app, &format!("/events/{id}")).await?;
+    let video = d
+        .wait_until(
+            "the event's clip loaded (readyState >= 1, duration > 1 s)",
+            "const v = document.querySelector('video.clip');
+             if (!v) return null;
+             if (v.error) return {error: v.error.code, message: v.error.message};
+             return v.readyState >= 1 && v.duration > 1
+               ? {readyState: v.readyState, duration: v.duration, width: v.videoWidth,
+                  src: v.getAttribute('src'), poster: v.getAttribute('poster'),
+                  controls: v.controls} : null;",
+            vec![],
+            secs(15),
+        )
+        .await?;
+    println!("the clip on the event page: {video}");
+    ensure!(video["error"].is_null(), "the clip failed to play: {video}");
+    assert_eq!(video["src"], json!(clip_url), "{video}");
+    assert_eq!(video["controls"], json!(true), "{video}");
+    assert!(
+        video["width"].as_u64() > Some(0),
+        "the clip has pictures: {video}"
+    );
+    assert!(
+        !video["poster"].is_null(),
+        "the snapshot is the poster: {video}"
+    );
+    let duration = video["duration"].as_f64().unwrap();
+    if let Some(want) = ev["clip_duration_seconds"].as_f64() {
+        assert!(
+            (duration - want).abs() <= 1.0,
+            "the browser's duration {duration} s is not the event's {want} s"
+        );
+    }
+    let link = d.find("a.download").await?;
+    assert_eq!(d.attribute(&link, "href").await?, json!(clip_url));
+    // The snapshot with its boxes is one tab away.
+    d.click_css("#tab-snapshot").await?;
+    d.wait_for(".event-page .shot img", secs(5)).await?;
+    d.click_css("#tab-clip").await?;
+    d.wait_for("video.clip", secs(5)).await?;
+    shots(&d, "a_clip_plays_on_the_event_page").await?;
+    let mut failures = js_errors(&d, "the event page").await?;
+
+    // The Live page: the MSE video plays on (its time advances by a second within 10 s).
+    open(&d, &app, "/live").await?;
+    let card = format!("article.live-camera[data-camera-id=\"{cam}\"]");
+    let playing = d
+        .wait_until(
+            "the live video playing or the MJPEG stream showing",
+            "const card = document.querySelector(arguments[0]);
+             if (!card) return null;
+             const line = (card.querySelector('.live-mode') || {}).textContent || '';
+             const v = card.querySelector('video.live-video');
+             if (v && v.readyState >= 2) {
+               if (window.__t0 === undefined) window.__t0 = v.currentTime;
+               if (v.currentTime > window.__t0 + 1)
+                 return {mode: 'video', from: window.__t0, at: v.currentTime, width: v.videoWidth, line};
+             }
+             const img = card.querySelector('img.live-mjpeg');
+             if (img && img.naturalWidth > 0) return {mode: 'mjpeg', width: img.naturalWidth, line};
+             return null;",
+            vec![json!(card)],
+            secs(10),
+        )
+        .await?;
+    println!("the Live page: {playing}");
+    ensure!(
+        playing["mode"] == json!("video"),
+        "this Chromium has MSE with H.264, yet the Live page fell back: {playing}"
+    );
+    assert!(playing["width"].as_u64() > Some(0), "{playing}");
+    // A click shows the camera large; the same video plays on.
+    d.click_css(&format!("{card} .live-shot")).await?;
+    let large = d
+        .wait_until(
+            "the camera shown large",
+            "const card = document.querySelector(arguments[0] + '.large');
+             const v = card && card.querySelector('video.live-video');
+             return v && !v.paused && location.search.includes('camera=')
+               ? {time: v.currentTime, width: card.getBoundingClientRect().width} : null;",
+            vec![json!(card)],
+            secs(5),
+        )
+        .await?;
+    println!("shown large: {large}");
+    shots(&d, "a_clip_plays_on_the_live_page").await?;
+    failures.extend(js_errors(&d, "the Live page").await?);
+    assert!(
+        failures.is_empty(),
+        "console errors: {}",
+        failures.join("\n")
+    );
     d.quit().await?;
     app.stop().await;
     Ok(())

@@ -42,6 +42,7 @@ async fn the_app_is_served_from_the_binary() {
         "default-src 'none'",
         "script-src 'self'",
         "connect-src 'self'",
+        "media-src 'self' blob:",
         "frame-ancestors 'none'",
     ] {
         assert!(csp.contains(want), "{csp}");
