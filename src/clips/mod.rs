@@ -191,6 +191,7 @@ fn run(rx: Receiver<Cmd>, camera: String, s: ClipSettings, sink: Sink, state: Ar
     let mut open: Vec<Clip> = Vec::new();
     let tmp = sink.events.clip_tmp_dir();
     let set = |st: RecState| state.store(st as u8, Ordering::Relaxed);
+    let mut probed = Instant::now();
     loop {
         let cmd = match rx.recv_timeout(Duration::from_millis(500)) {
             Ok(c) => Some(c),
@@ -216,7 +217,7 @@ fn run(rx: Receiver<Cmd>, camera: String, s: ClipSettings, sink: Sink, state: Ar
                 finish_all(&mut open, &sink, &camera, "units were dropped");
             }
             Some(Cmd::Event(id)) => {
-                if sink.retention.low_disk() {
+                if sink.retention.status().low_disk {
                     set(RecState::LowDisk);
                     tracing::warn!(camera.id = %camera, event.id = %id, "no clip: storage is below the free-disk floor");
                 } else if open.len() >= MAX_OPEN {
@@ -240,8 +241,15 @@ fn run(rx: Receiver<Cmd>, camera: String, s: ClipSettings, sink: Sink, state: Ar
             }
             None => {}
         }
-        // Clips that are due, and all of them below the floor.
-        let low = !open.is_empty() && sink.retention.low_disk();
+        // Clips that are due, and all of them below the floor (the disk is looked at once a
+        // second while clips are written or recording is paused, else every 10 s).
+        let watching = !open.is_empty() || state.load(Ordering::Relaxed) == RecState::LowDisk as u8;
+        let every = Duration::from_secs(if watching { 1 } else { 10 });
+        if now.duration_since(probed) >= every {
+            probed = now;
+            sink.retention.status();
+        }
+        let low = sink.retention.low_disk();
         let mut i = 0;
         while i < open.len() {
             if low || open[i].due(now) {
@@ -254,12 +262,7 @@ fn run(rx: Receiver<Cmd>, camera: String, s: ClipSettings, sink: Sink, state: Ar
         set(if low {
             RecState::LowDisk
         } else if open.is_empty() {
-            if state.load(Ordering::Relaxed) == RecState::LowDisk as u8 && sink.retention.low_disk()
-            {
-                RecState::LowDisk
-            } else {
-                RecState::Idle
-            }
+            RecState::Idle
         } else {
             RecState::Recording
         });

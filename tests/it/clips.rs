@@ -274,6 +274,14 @@ struct Process {
     port: u16,
 }
 
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A failing test must not leave the appliance running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -444,4 +452,58 @@ async fn a_kill_while_a_clip_is_written_leaves_a_playable_clip_or_none() {
     p.child.wait().unwrap();
     let (ok, out) = cli(&data, &["db", "check", "--grace", "0"]);
     assert!(ok, "db check: {out}");
+}
+
+/// Below the free-disk floor no clip is written, and the camera's status says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_free_disk_floor_no_clip_is_recorded_and_the_camera_says_so() {
+    let disk = std::sync::Arc::new(argus::retention::SimulatedDisk::new(1 << 40));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = argus::config::Config::for_data_dir(&dir.path().join("data"));
+    with_short_clips(&mut cfg);
+    let clock =
+        argus::clock::ManualClock::new(argus::clock::Clock::now_ms(&argus::clock::SystemClock));
+    let app = TestApp::start_with_deps(dir, cfg, clock, Some(disk.clone())).await;
+    let admin = app.admin_token().await;
+    let floor: u64 = 64 << 20;
+    let (s, v) = app
+        .put(
+            "/api/v1/system/settings",
+            &admin,
+            json!({"min_free_disk_bytes": floor}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Something else filled the disk: 1 MiB free, far under the floor.
+    disk.set_size(argus::retention::du(&app.data_dir()) + (1 << 20));
+    let cam = demo_camera(&app, &admin, json!({})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let mut said = false;
+    loop {
+        let (_, c) = app.get(&format!("/api/v1/cameras/{cam}"), &admin).await;
+        said |= c["status"]["recording"] == json!("paused_low_disk");
+        let (_, h) = app.get("/api/v1/system/health", &admin).await;
+        if said && h["detector"]["object_events"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no object event, or the camera did not say why it records nothing: {c} {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Give a clip the time it would take (pre 3 s + post 2 s, at most 8 s), then look.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let clips: Vec<_> = walk(&app.data_dir().join("clips"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "mp4" || x == "part"))
+        .collect();
+    assert!(clips.is_empty(), "no clip below the floor: {clips:?}");
+    let (_, page) = app.get("/api/v1/events", &admin).await;
+    for e in page["items"].as_array().unwrap() {
+        assert_eq!(e["has_clip"], json!(false), "{e}");
+    }
+    let (_, st) = app.get("/api/v1/system/storage", &admin).await;
+    assert_eq!(st["clip_bytes"], json!(0), "{st}");
+    app.stop().await;
 }
