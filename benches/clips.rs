@@ -37,7 +37,7 @@ use argus::app::{AppState, Deps};
 use argus::clips::{ClipSettings, Recorder, Sink};
 use argus::config::Config;
 use argus::video::live::LiveFeed;
-use argus::video::mp4::{self, Sample, Track};
+use argus::video::live_mux::{LiveMuxer, Muxed};
 use argus::video::ring::PreCapture;
 use argus::video::{h264, Au};
 use futures_util::{SinkExt, StreamExt};
@@ -452,107 +452,24 @@ fn ws_config() -> WebSocketConfig {
         .max_write_buffer_size(argus::api::live::MAX_WRITE_BUFFER)
 }
 
-/// The endpoint's per-unit muxing (`api::live`'s private `Muxer`, rebuilt from the same
-/// public parts): the interval from the unit before as the duration, decode times from 0, the
-/// composition offset from the picture order count, one fragment per unit.
-#[derive(Default)]
-struct Mux {
-    track: Option<Track>,
-    sps: Option<h264::SpsInfo>,
-    poc: h264::PocCounter,
-    poc_step: i64,
-    index: i64,
-    seq: u32,
-    decode_time: u64,
-    last_pts: Option<u64>,
-    interval: Option<u32>,
-}
-
-impl Mux {
-    fn composition_offset(&mut self, au: &[u8], duration: u32) -> i32 {
-        let idx = self.index;
-        self.index += 1;
-        let Some(sps) = self.sps.as_ref() else {
-            return 0;
-        };
-        let Some(slice) = h264::nal_units(au)
-            .into_iter()
-            .find(|n| (1..=5).contains(&h264::nal_type(n)))
-        else {
-            return 0;
-        };
-        let Some(poc) = self.poc.next(sps, slice) else {
-            return 0;
-        };
-        if poc > 0 && poc < self.poc_step {
-            self.poc_step = poc;
-        }
-        let frames = poc / self.poc_step.max(1) - idx;
-        if frames.abs() > 32 {
-            return 0;
-        }
-        (frames * i64::from(duration)) as i32
-    }
-
-    fn push(&mut self, au: &Au) -> Option<Muxed> {
-        if let Some(p) = self.last_pts {
-            let d = au.pts.saturating_sub(p);
-            if (1..=u64::from(mp4::TIMESCALE)).contains(&d) {
-                self.interval = Some(d as u32);
-            }
-        }
-        self.last_pts = Some(au.pts);
-        let mut start = None;
-        if au.key {
-            if let Some(t) = Track::from_au(&au.data) {
-                self.index = 0;
-                if self.track.as_ref() != Some(&t) {
-                    self.sps = h264::parse_sps(&t.sps);
-                    self.poc_step = 2;
-                    let codec = t.codec();
-                    let msg = json!({"type": "stream", "mime": format!("video/mp4; codecs=\"{codec}\""),
-                        "codec": codec, "width": t.width, "height": t.height});
-                    start = Some((msg.to_string(), mp4::init_segment(&t)));
-                    self.track = Some(t);
-                    self.decode_time = 0;
-                }
-            }
-        }
-        self.track.as_ref()?;
-        let duration = self.interval.unwrap_or(6000);
-        let composition_offset = self.composition_offset(&au.data, duration);
-        self.seq = self.seq.wrapping_add(1);
-        let frag = mp4::fragment(
-            self.seq,
-            self.decode_time,
-            &[Sample {
-                au: &au.data,
-                duration,
-                key: au.key,
-                composition_offset,
-            }],
-        );
-        self.decode_time += u64::from(duration);
-        Some((start, frag))
-    }
-}
-
-/// The `stream` message and init segment when the parameters are new, then the fragment.
-type Muxed = (Option<(String, Vec<u8>)>, Vec<u8>);
-
 /// What the live endpoint does for one viewer: per access unit from `Viewer::next`, the
 /// fragment sent as a binary message with the endpoint's 2 s timeout. Returns the fragments.
 async fn serve_viewer(feed: Arc<LiveFeed>, mut ws: Socket, sent: Arc<AtomicU64>) -> u64 {
     let mut viewer = feed.join().unwrap();
-    let mut mux = Mux::default();
+    let mut mux = LiveMuxer::default();
     while let Some(au) = viewer.next().await {
-        let Some((start, frag)) = mux.push(&au) else {
-            continue;
+        let frag = match mux.push(&au) {
+            Muxed::Skip => continue,
+            Muxed::Fragment(f) => f,
+            Muxed::Start(t, init, f) => {
+                let codec = t.codec();
+                let msg = json!({"type": "stream", "mime": format!("video/mp4; codecs=\"{codec}\""),
+                    "codec": codec, "width": t.width, "height": t.height});
+                ws.send(Message::text(msg.to_string())).await.unwrap();
+                ws.send(Message::binary(init)).await.unwrap();
+                f
+            }
         };
-        if let Some((msg, init)) = start {
-            ws.send(Message::text(msg)).await.unwrap();
-            ws.send(Message::binary(init)).await.unwrap();
-        }
         sent.fetch_add(frag.len() as u64, Ordering::Relaxed);
         match tokio::time::timeout(Duration::from_secs(2), ws.send(Message::binary(frag))).await {
             Ok(Ok(())) => {}
@@ -561,7 +478,7 @@ async fn serve_viewer(feed: Arc<LiveFeed>, mut ws: Socket, sent: Arc<AtomicU64>)
         }
     }
     let _ = ws.close(None).await;
-    u64::from(mux.seq)
+    u64::from(mux.fragments())
 }
 
 fn pipe(s: &Stream) -> PipeResult {

@@ -9,11 +9,9 @@
 //! timeout: one that does not go out in time stays queued in the socket (at most one message,
 //! and [`MAX_WRITE_BUFFER`] in all) and the viewer skips to the next key frame; a viewer that
 //! falls further behind the camera's broadcast skips too ([`crate::video::live::Viewer`]); a
-//! client that reads nothing is cut off by the server's write timeout. Decode times run on from
-//! the first fragment (tfdt 0) by the durations sent, so frames skipped leave no gap in the
-//! player's timeline. A sample's duration is the interval from the access unit before it (the
-//! next one's time is not known yet, and holding one back would add a frame of latency); the
-//! first gets 1/15 s.
+//! client that reads nothing is cut off by the server's write timeout. The muxing itself (init
+//! segment, one fragment per access unit, durations, decode times, composition offsets) is
+//! [`crate::video::live_mux`].
 
 use super::upgrade::{Socket, Upgrade};
 use super::{check_uuid, Ctx};
@@ -26,7 +24,8 @@ use crate::state::AppState;
 use crate::store::cameras::{self as rows, CameraRow};
 use crate::video::latest::{self, LatestFrame};
 use crate::video::live::{Full, LiveFeed, Place, Viewer};
-use crate::video::mp4::{self, Sample, Track};
+use crate::video::live_mux::{LiveMuxer, Muxed};
+use crate::video::mp4::Track;
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -52,8 +51,6 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const MAX_CLIENT_MESSAGE: usize = 4096;
 /// What the socket may hold unsent: a fragment waiting plus the next key frame's.
 pub const MAX_WRITE_BUFFER: usize = 8 << 20;
-/// The duration given to a sample with no interval before it (15 fps).
-const DEFAULT_DURATION: u32 = 6000;
 /// An MJPEG stream ends when no new picture came for this long (the camera stalled or stopped).
 const PICTURE_WAIT: Duration = Duration::from_secs(10);
 /// A picture older than this is not sent.
@@ -173,111 +170,6 @@ async fn send_control(tx: &mut SplitSink<Socket, Message>, m: Message) -> bool {
 }
 
 /// Turns a viewer's access units into the MSE stream.
-#[derive(Default)]
-struct Muxer {
-    track: Option<Track>,
-    seq: u32,
-    decode_time: u64,
-    last_pts: Option<u64>,
-    interval: Option<u32>,
-    /// Skipping to the next key frame.
-    resync: bool,
-    /// Presentation order of B-frame streams: the pictures' order counts, the smallest step
-    /// between them (2 for frame pictures) and the decoding index since the key frame.
-    sps: Option<crate::video::h264::SpsInfo>,
-    poc: crate::video::h264::PocCounter,
-    poc_step: i64,
-    index: i64,
-}
-
-/// What to send for one access unit.
-enum Out {
-    /// The stream's parameters (first or changed): the `stream` message and an init segment,
-    /// then the fragment.
-    Start(LiveStreamMessage, Vec<u8>, Vec<u8>),
-    Fragment(Vec<u8>),
-    Skip,
-}
-
-impl Muxer {
-    /// Presentation minus decoding time of a picture: its place in display order (its order
-    /// count over the step) minus its place in decoding order, in frame durations. Zero for
-    /// streams without B-frames.
-    fn composition_offset(&mut self, au: &[u8], duration: u32) -> i32 {
-        use crate::video::h264::{nal_type, nal_units};
-        let idx = self.index;
-        self.index += 1;
-        let Some(sps) = self.sps.as_ref() else {
-            return 0;
-        };
-        let Some(slice) = nal_units(au)
-            .into_iter()
-            .find(|n| (1..=5).contains(&nal_type(n)))
-        else {
-            return 0;
-        };
-        let Some(poc) = self.poc.next(sps, slice) else {
-            return 0;
-        };
-        if poc > 0 && poc < self.poc_step {
-            self.poc_step = poc;
-        }
-        let frames = poc / self.poc_step.max(1) - idx;
-        if frames.abs() > 32 {
-            return 0; // not a reordering this muxer understands
-        }
-        (frames * i64::from(duration)) as i32
-    }
-
-    fn push(&mut self, au: &crate::video::Au) -> Out {
-        if let Some(p) = self.last_pts {
-            let d = au.pts.saturating_sub(p);
-            // A jump (a stall, a wrap) is not a frame interval.
-            if (1..=u64::from(mp4::TIMESCALE)).contains(&d) {
-                self.interval = Some(d as u32);
-            }
-        }
-        self.last_pts = Some(au.pts);
-        let mut start = None;
-        if au.key {
-            if let Some(t) = Track::from_au(&au.data) {
-                self.index = 0;
-                if self.track.as_ref() != Some(&t) {
-                    self.sps = crate::video::h264::parse_sps(&t.sps);
-                    self.poc_step = 2;
-                    start = Some((LiveStreamMessage::of(&t), mp4::init_segment(&t)));
-                    self.track = Some(t);
-                    self.decode_time = 0;
-                    self.resync = false;
-                }
-            }
-        }
-        // Nothing can be decoded before parameter sets, nor after a skip before a key frame.
-        if self.track.is_none() || (self.resync && !au.key) {
-            return Out::Skip;
-        }
-        self.resync = false;
-        let duration = self.interval.unwrap_or(DEFAULT_DURATION);
-        let composition_offset = self.composition_offset(&au.data, duration);
-        self.seq = self.seq.wrapping_add(1);
-        let frag = mp4::fragment(
-            self.seq,
-            self.decode_time,
-            &[Sample {
-                au: &au.data,
-                duration,
-                key: au.key,
-                composition_offset,
-            }],
-        );
-        self.decode_time += u64::from(duration);
-        match start {
-            Some((msg, init)) => Out::Start(msg, init, frag),
-            None => Out::Fragment(frag),
-        }
-    }
-}
-
 async fn stream_live(
     state: Arc<AppState>,
     creds: (HeaderMap, Option<String>),
@@ -287,7 +179,7 @@ async fn stream_live(
 ) {
     let (mut tx, mut rx) = ws.split();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut mux = Muxer::default();
+    let mut mux = LiveMuxer::default();
     let mut late = 0u64;
     loop {
         tokio::select! {
@@ -297,9 +189,10 @@ async fn stream_live(
                     break;
                 };
                 let frag = match mux.push(&au) {
-                    Out::Skip => continue,
-                    Out::Fragment(f) => f,
-                    Out::Start(msg, init, f) => {
+                    Muxed::Skip => continue,
+                    Muxed::Fragment(f) => f,
+                    Muxed::Start(track, init, f) => {
+                        let msg = LiveStreamMessage::of(&track);
                         let text = serde_json::to_string(&msg).unwrap_or_default();
                         if !send_control(&mut tx, Message::text(text)).await
                             || !send_control(&mut tx, Message::binary(init)).await
@@ -315,7 +208,7 @@ async fn stream_live(
                     // It stays queued and goes out before the next one: skip to a key frame.
                     Err(_) => {
                         late += 1;
-                        mux.resync = true;
+                        mux.resync();
                     }
                 }
             }
@@ -348,7 +241,7 @@ async fn stream_live(
             }
         }
     }
-    tracing::debug!(fragments = mux.seq, late, "live viewer left");
+    tracing::debug!(fragments = mux.fragments(), late, "live viewer left");
 }
 
 /// Live pictures as multipart JPEG (`multipart/x-mixed-replace`).
@@ -504,54 +397,21 @@ mod tests {
         }
     }
 
-    /// The first key frame of the demo clip (with its SPS and PPS) and the frame after it.
-    fn demo_units() -> (Vec<u8>, Vec<u8>) {
+    #[test]
+    fn the_stream_message_names_the_codec_and_size() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/person-walk.h264");
         let bytes = std::fs::read(path).unwrap();
         let units = crate::video::h264::access_units(&bytes);
-        (units[0].to_vec(), units[1].to_vec())
-    }
-
-    #[test]
-    fn the_muxer_starts_at_a_key_frame_with_parameters_and_times_by_intervals() {
-        let (key, delta) = demo_units();
-        let mut m = Muxer::default();
-        assert!(
-            matches!(m.push(&au(&delta, 0, false)), Out::Skip),
-            "no parameters yet"
-        );
-        let Out::Start(msg, init, f1) = m.push(&au(&key, 3000, true)) else {
+        let Muxed::Start(track, _, _) = LiveMuxer::default().push(&au(&units[0], 0, true)) else {
             panic!("a key frame with SPS/PPS starts the stream");
         };
+        let msg = LiveStreamMessage::of(&track);
         assert_eq!((msg.kind, msg.width, msg.height), ("stream", 640, 360));
         assert!(
             msg.mime.starts_with("video/mp4; codecs=\"avc1."),
             "{}",
             msg.mime
         );
-        assert_eq!(&init[4..8], b"ftyp");
-        assert_eq!(&f1[4..8], b"moof");
-        // The interval from the unit before (3000) is this one's duration.
-        assert_eq!((m.decode_time, m.seq), (3000, 1));
-        assert!(matches!(m.push(&au(&delta, 9000, false)), Out::Fragment(_)));
-        assert_eq!(m.decode_time, 9000);
-        // The same parameters again: no new init segment.
-        assert!(matches!(m.push(&au(&key, 15000, true)), Out::Fragment(_)));
-        // After a late send: nothing until the next key frame.
-        m.resync = true;
-        assert!(matches!(m.push(&au(&delta, 21000, false)), Out::Skip));
-        assert!(matches!(m.push(&au(&key, 27000, true)), Out::Fragment(_)));
-        assert!(matches!(
-            m.push(&au(&delta, 33000, false)),
-            Out::Fragment(_)
-        ));
-        // A jump in time keeps the last interval.
-        let before = m.decode_time;
-        assert!(matches!(
-            m.push(&au(&delta, 10_000_000, false)),
-            Out::Fragment(_)
-        ));
-        assert_eq!(m.decode_time - before, 6000);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod h264;
 pub mod jpeg;
 pub mod latest;
 pub mod live;
+pub mod live_mux;
 pub mod mp4;
 pub mod ring;
 
