@@ -253,21 +253,6 @@ async fn a_person_events_clip_is_the_cameras_h264_with_the_pre_capture() {
     app.stop().await;
 }
 
-pub fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// A running `argus serve` process (the real binary), killed with SIGKILL by the test.
 struct Process {
     child: std::process::Child,
@@ -280,14 +265,6 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn serve(data: &Path, config: &Path, log: &Path) -> Process {

@@ -195,20 +195,6 @@ async fn thumbnails_are_stored_atomically_served_and_deleted_with_the_row() {
     assert_eq!(app.get("/api/v1/events", &admin).await.1["total"], json!(0));
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn stats_group_by_camera_type_hour_and_day() {
     let app = TestApp::start().await;

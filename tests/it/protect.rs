@@ -423,21 +423,6 @@ async fn a_controller_is_added_tested_and_its_person_detections_become_events() 
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
-fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(d) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_goes_out_at_once_and_reconnects_resume_and_relogin() {
     let fake = FakeProtect::start().await;

@@ -43,14 +43,6 @@ impl Drop for RtspServer {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtsp_camera_streams_makes_events_and_recovers_after_the_server_restarts() {
     let port = free_port();
